@@ -1,0 +1,172 @@
+"""Designing entities: validate → plan → check → apply → store a version, in one transaction.
+
+Every change to an entity document, from the API, the CLI or a package import, comes here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from metacrm.metadata import store
+from metacrm.metadata.migrate import apply_plan, check_plan
+from metacrm.metadata.model import EntityDef
+from metacrm.metadata.planner import Plan, plan_change, plan_create, plan_purge
+from metacrm.metadata.validate import ExpressionChecker, validate_entity, validate_field
+from metacrm.platform.errors import (
+    Conflict,
+    FieldError,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
+
+
+@dataclass(frozen=True)
+class DesignResult:
+    entity: EntityDef
+    plan: Plan
+    applied: bool
+
+
+class EntityDesigner:
+    """Changes entity metadata on one connection (the caller's transaction)."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        author: str | None,
+        check_expression: ExpressionChecker | None = None,
+    ) -> None:
+        self.conn, self.author, self.check_expression = conn, author, check_expression
+
+    def current(self, name: str) -> EntityDef:
+        found = store.get(self.conn, store.ENTITY, name)
+        if found is None:
+            raise NotFound(f"no entity named {name!r}")
+        return EntityDef.from_doc(found.document, found.version)
+
+    def _known(self) -> set[str]:
+        return {d.name for d in store.load_all(self.conn, store.ENTITY)}
+
+    def _validate(self, document: Any, known: set[str]) -> None:
+        errors = validate_entity(document, known, self.check_expression)
+        if errors:
+            raise Unprocessable("the entity document is not valid", errors=errors)
+
+    def create(self, document: Any, *, dry_run: bool = False) -> DesignResult:
+        known = self._known()
+        self._validate(document, known)
+        if document["name"] in known:
+            raise Conflict(f"an entity named {document['name']!r} already exists")
+        return self._run(None, plan_create(document), "create", dry_run)
+
+    def replace(
+        self,
+        name: str,
+        document: Any,
+        *,
+        dry_run: bool = False,
+        expected_version: int | None = None,
+        action: str = "update",
+    ) -> DesignResult:
+        old = self.current(name)
+        if isinstance(document, dict) and document.get("name", name) != name:
+            raise Unprocessable(
+                "an entity can't be renamed",
+                errors=[FieldError("/name", "immutable", f"must stay {name!r}")],
+            )
+        if expected_version is not None and expected_version != old.version:
+            raise PreconditionFailed(
+                f"entity {name!r} is at version {old.version}, not {expected_version}"
+            )
+        self._validate(document, self._known())
+        return self._run(old, plan_change(old.doc, document), action, dry_run)
+
+    def add_field(self, name: str, field: Any) -> DesignResult:
+        old = self.current(name)
+        errors = validate_field(field, ("fields", len(old.fields)), self._known())
+        if errors:
+            raise Unprocessable("the field is not valid", errors=errors)
+        if old.field(field["name"]) is not None:
+            raise Conflict(f"{name} already has a field named {field['name']!r}")
+        document = public_document(old.doc)
+        document["fields"].append(field)
+        return self.replace(name, document)
+
+    def change_field(self, name: str, field_name: str, changes: Any) -> DesignResult:
+        old = self.current(name)
+        if not isinstance(changes, dict):
+            raise Unprocessable(
+                "the change must be a JSON object",
+                errors=[FieldError("", "type", "must be an object")],
+            )
+        document = public_document(old.doc)
+        index = _field_index(document, field_name)
+        merged = {**document["fields"][index], **changes}
+        for key, value in changes.items():
+            if value is None:
+                merged.pop(key)
+        if merged.get("name") != field_name:
+            merged["renamed_from"] = field_name
+        document["fields"][index] = merged
+        if document.get("title_field") == field_name and "renamed_from" in merged:
+            document["title_field"] = merged["name"]
+        return self.replace(name, document)
+
+    def delete_field(self, name: str, field_name: str, *, purge: bool = False) -> DesignResult:
+        old = self.current(name)
+        if purge:
+            plan = plan_purge(old.doc, field_name)
+            return self._run(old, plan, "purge", dry_run=False)
+        document = public_document(old.doc)
+        index = _field_index(document, field_name)
+        if document.get("title_field") == field_name:
+            raise Unprocessable(
+                f"{field_name!r} is the title field; choose another title field first",
+                errors=[FieldError("/title_field", "in_use", "is the field being removed")],
+            )
+        del document["fields"][index]
+        return self.replace(name, document, action="hide")
+
+    def restore(self, name: str, version: int) -> DesignResult:
+        document = store.version_document(self.conn, store.ENTITY, name, version)
+        document.pop("hidden_fields", None)
+        return self.replace(name, document, action=f"restore:{version}")
+
+    def _run(self, old: EntityDef | None, plan: Plan, action: str, dry_run: bool) -> DesignResult:
+        if plan.errors:
+            raise Unprocessable("the change can't be made", errors=plan.errors)
+        if dry_run:
+            problems = check_plan(self.conn, old, plan)
+            if problems:
+                raise Unprocessable("existing records can't take this change", errors=problems)
+            return DesignResult(plan.entity, plan, applied=False)
+        apply_plan(self.conn, old, plan)
+        version = store.save(
+            self.conn,
+            store.ENTITY,
+            plan.entity.name,
+            plan.entity.doc,
+            author=self.author,
+            action=action.split(":")[0],
+        )
+        return DesignResult(EntityDef.from_doc(plan.entity.doc, version), plan, applied=True)
+
+
+def _field_index(document: dict[str, Any], field_name: str) -> int:
+    for i, f in enumerate(document.get("fields", [])):
+        if f["name"] == field_name:
+            return i
+    raise NotFound(f"entity {document['name']!r} has no field {field_name!r}")
+
+
+def public_document(stored: dict[str, Any]) -> dict[str, Any]:
+    """The document as an admin writes it: without the platform's record of hidden fields."""
+    document = copy.deepcopy(stored)
+    document.pop("hidden_fields", None)
+    return document

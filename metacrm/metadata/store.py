@@ -1,0 +1,172 @@
+"""The versioned metadata store: current documents, every past version with author and diff,
+and the stamp that tells every process its cache is stale."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from metacrm.platform.clock import as_utc, utcnow
+from metacrm.platform.errors import NotFound
+from metacrm.platform.systables import meta_documents, meta_stamp, meta_versions
+
+ENTITY = "entity"
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    kind: str
+    name: str
+    version: int
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    action: str
+    created_at: datetime
+    created_by: str | None
+    diff: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "action": self.action,
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+            "created_by": self.created_by,
+            "diff": self.diff,
+        }
+
+
+def current_stamp(conn: Connection) -> int:
+    return conn.execute(select(meta_stamp.c.stamp).where(meta_stamp.c.id == 1)).scalar() or 0
+
+
+def bump_stamp(conn: Connection) -> None:
+    changed = conn.execute(
+        update(meta_stamp).where(meta_stamp.c.id == 1).values(stamp=meta_stamp.c.stamp + 1)
+    ).rowcount
+    if not changed:
+        conn.execute(meta_stamp.insert().values(id=1, stamp=1))
+
+
+def load_all(conn: Connection, kind: str) -> list[StoredDocument]:
+    rows = conn.execute(
+        select(meta_documents).where(meta_documents.c.kind == kind).order_by(meta_documents.c.name)
+    )
+    return [StoredDocument(kind, r.name, r.version, r.document) for r in rows]
+
+
+def get(conn: Connection, kind: str, name: str) -> StoredDocument | None:
+    row = conn.execute(
+        select(meta_documents).where(meta_documents.c.kind == kind, meta_documents.c.name == name)
+    ).first()
+    return StoredDocument(kind, name, row.version, row.document) if row else None
+
+
+def require(conn: Connection, kind: str, name: str) -> StoredDocument:
+    found = get(conn, kind, name)
+    if found is None:
+        raise NotFound(f"no {kind} named {name!r}")
+    return found
+
+
+def save(
+    conn: Connection,
+    kind: str,
+    name: str,
+    document: dict[str, Any],
+    *,
+    author: str | None,
+    action: str,
+) -> int:
+    """Store a new version as current and in history; returns its number. The caller's
+    transaction makes this atomic with the schema change it describes."""
+    previous = get(conn, kind, name)
+    version = (previous.version if previous else 0) + 1
+    now = utcnow()
+    document = copy.deepcopy(document)
+    conn.execute(
+        meta_versions.insert().values(
+            kind=kind,
+            name=name,
+            version=version,
+            action=action,
+            document=document,
+            diff=diff_documents(previous.document if previous else {}, document),
+            created_at=now,
+            created_by=author,
+        )
+    )
+    values = {"version": version, "document": document, "updated_at": now, "updated_by": author}
+    if previous:
+        conn.execute(
+            update(meta_documents)
+            .where(meta_documents.c.kind == kind, meta_documents.c.name == name)
+            .values(**values)
+        )
+    else:
+        conn.execute(meta_documents.insert().values(kind=kind, name=name, **values))
+    bump_stamp(conn)
+    return version
+
+
+def versions(conn: Connection, kind: str, name: str) -> list[VersionInfo]:
+    rows = conn.execute(
+        select(meta_versions)
+        .where(meta_versions.c.kind == kind, meta_versions.c.name == name)
+        .order_by(meta_versions.c.version.desc())
+    )
+    return [
+        VersionInfo(r.version, r.action, as_utc(r.created_at), r.created_by, r.diff) for r in rows
+    ]
+
+
+def version_document(conn: Connection, kind: str, name: str, version: int) -> dict[str, Any]:
+    row = conn.execute(
+        select(meta_versions.c.document).where(
+            meta_versions.c.kind == kind,
+            meta_versions.c.name == name,
+            meta_versions.c.version == version,
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"{kind} {name!r} has no version {version}")
+    return copy.deepcopy(row.document)
+
+
+def count(conn: Connection, kind: str) -> int:
+    return conn.execute(
+        select(func.count()).select_from(meta_documents).where(meta_documents.c.kind == kind)
+    ).scalar_one()
+
+
+def diff_documents(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """What changed between two documents: top-level keys, and fields by name."""
+    changed = sorted(
+        k
+        for k in set(old) | set(new)
+        if k not in ("fields", "hidden_fields") and old.get(k) != new.get(k)
+    )
+    old_fields = {f["name"]: f for f in old.get("fields", [])}
+    new_fields = {f["name"]: f for f in new.get("fields", [])}
+    diff: dict[str, Any] = {}
+    if changed:
+        diff["changed"] = changed
+    added = sorted(set(new_fields) - set(old_fields))
+    removed = sorted(set(old_fields) - set(new_fields))
+    modified = sorted(
+        n for n in set(old_fields) & set(new_fields) if old_fields[n] != new_fields[n]
+    )
+    if added:
+        diff["fields_added"] = added
+    if removed:
+        diff["fields_removed"] = removed
+    if modified:
+        diff["fields_changed"] = modified
+    return diff

@@ -1,0 +1,1 @@
+"""What interprets metadata: dynamic tables, the record service, the rule language and the API."""
