@@ -1,0 +1,40 @@
+# Two commands: `make run` (set up and serve on SQLite) and `make test` (set up and pass the tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+ADMIN ?= admin@example.com
+
+.PHONY: run test lint format bench clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "metacrm needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/metacrm init --admin-email $(ADMIN)
+	@$(BIN)/python -c 'import json, pathlib; p = pathlib.Path(".metacrm/admin-credentials.json"); \
+	  c = json.loads(p.read_text()) if p.exists() else None; \
+	  print(f"admin login: {c[\"email\"]} / {c[\"password\"]}" if c else "admin login: as set at init")'
+	@echo "API token: $$($(BIN)/metacrm token create --user $(ADMIN) --name make-run)"
+	$(BIN)/metacrm serve
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest -q -p no:cacheprovider -n 2
+
+format: $(INSTALLED)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(INSTALLED)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .metacrm metacrm.db metacrm.db-wal metacrm.db-shm

@@ -1,0 +1,200 @@
+"""The `metacrm` command (API.md, "The metacrm command")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from metacrm.metadata.entities import EntityDesigner
+from metacrm.metadata.packages import export_package, import_package
+from metacrm.platform.db import make_engine, reading, writing
+from metacrm.platform.errors import MetacrmError
+from metacrm.platform.install import install, is_installed
+from metacrm.platform.settings import Settings
+from metacrm.platform.users import create_token, create_user, find_user
+
+DEFAULT_ADMIN = "admin@example.com"
+# Where `init` leaves the generated admin password for the embedded set-up (`make run`).
+CREDENTIALS_FILE = Path(".metacrm/admin-credentials.json")
+
+
+def app_from_env():  # type: ignore[no-untyped-def]
+    """The ASGI app for uvicorn (a factory, so each worker process builds its own)."""
+    from metacrm.runtime.api.app import build_app
+
+    return build_app(Settings.from_env())
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    engine = make_engine(settings.database_url)
+    if not is_installed(engine):
+        raise MetacrmError("the database is not initialised; run `metacrm init` first")
+    return engine
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    install(engine)
+    with writing(engine) as conn:
+        try:
+            find_user(conn, args.admin_email)
+            print(f"admin {args.admin_email} already exists", file=sys.stderr)
+            return
+        except MetacrmError:
+            pass
+        password = args.admin_password or secrets.token_urlsafe(12)
+        user = create_user(
+            conn,
+            email=args.admin_email,
+            password=password,
+            name="Admin",
+            role="admin",
+            is_admin=True,
+        )
+    if not args.admin_password:
+        CREDENTIALS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        CREDENTIALS_FILE.write_text(json.dumps({"email": user.email, "password": password}))
+        os.chmod(CREDENTIALS_FILE, 0o600)
+    print(f"admin login: {user.email} / {password}")
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    _engine(settings).dispose()
+    uvicorn.run(
+        "metacrm.cli:app_from_env",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers,
+        log_level="info",
+    )
+
+
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
+    with writing(_engine(settings)) as conn:
+        user = create_user(
+            conn,
+            email=args.email,
+            password=args.password,
+            role=args.role,
+            is_admin=args.role == "admin",
+        )
+    print(user.id)
+
+
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> None:
+    with writing(_engine(settings)) as conn:
+        token = create_token(conn, find_user(conn, args.user), args.name)
+    print(token)
+
+
+def cmd_meta_export(args: argparse.Namespace, settings: Settings) -> None:
+    with reading(_engine(settings)) as conn:
+        package = export_package(conn, args.entities or None)
+    json.dump(package, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+class _DryRun(Exception):
+    """Raised to roll back a dry-run import after printing its plan."""
+
+
+def cmd_meta_import(args: argparse.Namespace, settings: Settings) -> None:
+    from metacrm.runtime.catalog import build_catalog
+    from metacrm.runtime.rule_checks import expression_checker
+
+    try:
+        package = json.loads(Path(args.package).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MetacrmError(f"can't read {args.package}: {exc}") from None
+    engine = _engine(settings)
+    try:
+        with writing(engine) as conn:
+            catalog = build_catalog(conn, -1)
+            designer = EntityDesigner(
+                conn, author=None, check_expression=expression_checker(catalog)
+            )
+            results = import_package(designer, package)
+            for result in results:
+                for op in result.plan.operations:
+                    print(f"{result.entity.name}: {op.describe()}")
+            if not results:
+                print("nothing to change")
+            if args.dry_run:
+                raise _DryRun
+    except _DryRun:
+        print("dry run: nothing was changed")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metacrm", description="metadata-driven CRM platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="create or upgrade the database and the admin")
+    init.add_argument("--admin-email", default=DEFAULT_ADMIN)
+    init.add_argument("--admin-password")
+    init.add_argument(
+        "--no-templates", action="store_true", help="don't install the default templates"
+    )
+    init.set_defaults(run=cmd_init)
+
+    serve = sub.add_parser("serve", help="serve the web app and API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=cmd_serve)
+
+    user = sub.add_parser("user", help="users").add_subparsers(dest="action", required=True)
+    create = user.add_parser("create", help="add a user")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--role")
+    create.set_defaults(run=cmd_user_create)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    new_token = token.add_parser("create", help="print a new API token for a user")
+    new_token.add_argument("--user", required=True, help="the user's email")
+    new_token.add_argument("--name", default="cli")
+    new_token.set_defaults(run=cmd_token_create)
+
+    meta = sub.add_parser("meta", help="metadata packages").add_subparsers(
+        dest="action", required=True
+    )
+    export = meta.add_parser("export", help="print a package of entities")
+    export.add_argument("entities", nargs="*")
+    export.set_defaults(run=cmd_meta_export)
+    load = meta.add_parser("import", help="apply a package")
+    load.add_argument("package")
+    load.add_argument("--dry-run", action="store_true")
+    load.set_defaults(run=cmd_meta_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        args.run(args, settings)
+    except MetacrmError as error:
+        print(f"metacrm: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"metacrm: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _one_line(error: MetacrmError) -> str:
+    details: list[Any] = [f"{e.field or '(document)'}: {e.message}" for e in error.errors]
+    return "; ".join([error.detail, *details])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Metadata packages: export entities as one JSON document, import them elsewhere.
+
+Import creates missing entities and changes existing ones through the designer, in dependency
+order; entities that look each other up are created first without their lookups.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from sqlalchemy import Connection
+
+from metacrm.metadata import store
+from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
+from metacrm.platform.errors import FieldError, NotFound, Unprocessable
+
+FORMAT = "metacrm.package"
+FORMAT_VERSION = 1
+
+
+def export_package(conn: Connection, names: list[str] | None = None) -> dict[str, Any]:
+    documents = {d.name: d for d in store.load_all(conn, store.ENTITY)}
+    missing = sorted(set(names or []) - set(documents))
+    if missing:
+        raise NotFound(f"no entity named {', '.join(map(repr, missing))}")
+    chosen = sorted(names) if names else sorted(documents)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "entities": [public_document(documents[n].document) for n in chosen],
+    }
+
+
+def import_package(designer: EntityDesigner, package: Any) -> list[DesignResult]:
+    """Apply a package on the designer's connection; the caller's transaction makes it all or
+    nothing (and a dry run is a transaction rolled back)."""
+    entities = _entities(package)
+    existing = {d.name for d in store.load_all(designer.conn, store.ENTITY)}
+    results: list[DesignResult] = []
+    new = [doc for doc in entities if doc["name"] not in existing]
+    # First pass: create new entities without lookups, so lookups between them can resolve.
+    for doc in new:
+        bare = copy.deepcopy(doc)
+        bare["fields"] = [f for f in doc.get("fields", []) if f.get("type") != "lookup"]
+        if bare.get("title_field") not in {f["name"] for f in bare["fields"]}:
+            bare.pop("title_field", None)
+        bare.pop("validation_rules", None)
+        results.append(designer.create(bare))
+    for doc in entities:
+        current = designer.current(doc["name"])
+        if public_document(current.doc) != doc:
+            results.append(designer.replace(doc["name"], doc, action="import"))
+    return results
+
+
+def _entities(package: Any) -> list[dict[str, Any]]:
+    if not isinstance(package, dict) or package.get("format") != FORMAT:
+        raise Unprocessable(
+            "not a metacrm package",
+            errors=[FieldError("/format", "format", f"must be {FORMAT!r}")],
+        )
+    entities = package.get("entities")
+    if not isinstance(entities, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) for e in entities
+    ):
+        raise Unprocessable(
+            "the package's entities must be a list of entity documents",
+            errors=[FieldError("/entities", "type", "must be a list of entity documents")],
+        )
+    docs = []
+    for doc in entities:
+        doc = copy.deepcopy(doc)
+        doc.pop("version", None)
+        doc.pop("hidden_fields", None)
+        docs.append(doc)
+    return docs

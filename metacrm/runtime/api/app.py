@@ -1,0 +1,73 @@
+"""The whole web application: every route in one table, wired to one runtime."""
+
+from __future__ import annotations
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from metacrm.platform.app import create_app, health_route
+from metacrm.platform.db import make_engine, reading
+from metacrm.platform.errors import MetacrmError
+from metacrm.platform.install import SECRET_KEY, is_installed, stored_setting
+from metacrm.platform.settings import Settings
+from metacrm.runtime.api import meta, openapi, records
+from metacrm.runtime.api.context import Runtime
+
+V1 = "/api/v1"
+
+ROUTES = [
+    ("GET", f"{V1}/openapi.json", openapi.openapi_json),
+    ("GET", "/api/docs", openapi.docs_page),
+    ("GET", f"{V1}/meta/entities", meta.list_entities),
+    ("POST", f"{V1}/meta/entities", meta.create_entity),
+    ("GET", f"{V1}/meta/entities/{{name}}", meta.get_entity),
+    ("PUT", f"{V1}/meta/entities/{{name}}", meta.replace_entity),
+    ("POST", f"{V1}/meta/entities/{{name}}/fields", meta.add_field),
+    ("PATCH", f"{V1}/meta/entities/{{name}}/fields/{{field}}", meta.change_field),
+    ("DELETE", f"{V1}/meta/entities/{{name}}/fields/{{field}}", meta.delete_field),
+    ("GET", f"{V1}/meta/entities/{{name}}/versions", meta.entity_versions),
+    ("POST", f"{V1}/meta/entities/{{name}}/versions/{{version}}/restore", meta.restore_version),
+    ("GET", f"{V1}/records/{{entity}}", records.list_records),
+    ("POST", f"{V1}/records/{{entity}}", records.create_record),
+    ("GET", f"{V1}/records/{{entity}}/{{id}}", records.get_record),
+    ("PATCH", f"{V1}/records/{{entity}}/{{id}}", records.update_record),
+    ("DELETE", f"{V1}/records/{{entity}}/{{id}}", records.delete_record),
+    ("POST", f"{V1}/records/{{entity}}/{{id}}/restore", records.restore_record),
+    ("GET", f"{V1}/records/{{entity}}/{{id}}/history", records.record_history),
+]
+
+
+def _routes() -> list[Route]:
+    by_path: dict[str, dict[str, object]] = {}
+    for method, path, endpoint in ROUTES:
+        by_path.setdefault(path, {})[method] = endpoint
+    routes = []
+    for path, methods in by_path.items():
+        routes.append(Route(path, _dispatch(methods), methods=list(methods)))
+    return routes
+
+
+def _dispatch(methods: dict[str, object]):  # type: ignore[no-untyped-def]
+    async def endpoint(request):  # type: ignore[no-untyped-def]
+        return await methods[request.method](request)  # type: ignore[operator]
+
+    return endpoint
+
+
+def build_app(settings: Settings, engine: Engine | None = None) -> Starlette:
+    engine = engine or make_engine(settings.database_url)
+    if not is_installed(engine):
+        raise MetacrmError("the database is not initialised; run `metacrm init` first")
+    with reading(engine) as conn:
+        secret = settings.secret_key or stored_setting(conn, SECRET_KEY) or ""
+    templates = Environment(
+        loader=PackageLoader("metacrm.runtime.api", "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    runtime = Runtime(settings, engine, secret)
+    return create_app(
+        [health_route(engine, settings.redis_url), *_routes()],
+        {"runtime": runtime, "templates": templates, "engine": engine},
+    )

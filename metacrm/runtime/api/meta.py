@@ -1,0 +1,143 @@
+"""The metadata API (API.md, "Metadata API"): design entities and fields, see and restore
+versions. Reads are open to every user; changes are for admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from metacrm.metadata import store
+from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
+from metacrm.metadata.model import EntityDef
+from metacrm.platform.errors import BadRequest
+from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.http import JSONResponse, read_json
+from metacrm.runtime.api.params import parse_bool
+from metacrm.runtime.rule_checks import expression_checker
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def entity_json(entity: EntityDef) -> dict[str, Any]:
+    doc = public_document(entity.doc)
+    doc["version"] = entity.version
+    hidden = [f["name"] for f in entity.doc.get("hidden_fields", [])]
+    if hidden:
+        doc["hidden_fields"] = hidden
+    return doc
+
+
+def _designer(work: Work) -> EntityDesigner:
+    return EntityDesigner(
+        work.conn, author=work.user.id, check_expression=expression_checker(work.catalog)
+    )
+
+
+def _result(result: DesignResult, status: int = 200) -> Response:
+    body = entity_json(result.entity)
+    if not result.applied:
+        body = {"dry_run": True, "plan": result.plan.as_json(), "entity": body}
+    else:
+        body["plan"] = result.plan.as_json()
+    return JSONResponse(body, status_code=status)
+
+
+async def list_entities(request: Request) -> Response:
+    def summaries(work: Work) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": e.name,
+                "label": e.label,
+                "plural_label": e.plural_label,
+                "version": e.version,
+                "fields": len(e.fields),
+            }
+            for e in sorted(work.catalog.entities.values(), key=lambda e: e.name)
+        ]
+
+    return JSONResponse({"data": await _runtime(request).run(request, summaries)})
+
+
+async def create_entity(request: Request) -> Response:
+    body = await read_json(request)
+    dry_run = parse_bool(request.query_params.get("dry_run"), "dry_run")
+    result = await _runtime(request).run(
+        request, lambda w: _designer(w).create(body, dry_run=dry_run), write=True, admin=True
+    )
+    return _result(result, 200 if dry_run else 201)
+
+
+async def get_entity(request: Request) -> Response:
+    name = request.path_params["name"]
+    entity = await _runtime(request).run(request, lambda w: w.catalog.entity(name))
+    return JSONResponse(entity_json(entity))
+
+
+async def replace_entity(request: Request) -> Response:
+    name = request.path_params["name"]
+    body = await read_json(request)
+    dry_run = parse_bool(request.query_params.get("dry_run"), "dry_run")
+    expected = body.get("version") if isinstance(body, dict) else None
+    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
+        raise BadRequest("version must be the integer version the document was read at")
+    result = await _runtime(request).run(
+        request,
+        lambda w: _designer(w).replace(name, body, dry_run=dry_run, expected_version=expected),
+        write=True,
+        admin=True,
+    )
+    return _result(result)
+
+
+async def add_field(request: Request) -> Response:
+    name = request.path_params["name"]
+    body = await read_json(request)
+    result = await _runtime(request).run(
+        request, lambda w: _designer(w).add_field(name, body), write=True, admin=True
+    )
+    return _result(result, 201)
+
+
+async def change_field(request: Request) -> Response:
+    name, field = request.path_params["name"], request.path_params["field"]
+    body = await read_json(request)
+    result = await _runtime(request).run(
+        request, lambda w: _designer(w).change_field(name, field, body), write=True, admin=True
+    )
+    return _result(result)
+
+
+async def delete_field(request: Request) -> Response:
+    name, field = request.path_params["name"], request.path_params["field"]
+    purge = parse_bool(request.query_params.get("purge"), "purge")
+    result = await _runtime(request).run(
+        request,
+        lambda w: _designer(w).delete_field(name, field, purge=purge),
+        write=True,
+        admin=True,
+    )
+    return _result(result)
+
+
+async def entity_versions(request: Request) -> Response:
+    name = request.path_params["name"]
+
+    def history(work: Work) -> list[dict[str, Any]]:
+        work.catalog.entity(name)
+        return [v.as_json() for v in store.versions(work.conn, store.ENTITY, name)]
+
+    return JSONResponse({"data": await _runtime(request).run(request, history)})
+
+
+async def restore_version(request: Request) -> Response:
+    name, raw = request.path_params["name"], request.path_params["version"]
+    if not raw.isdigit():
+        raise BadRequest("the version must be a whole number")
+    result = await _runtime(request).run(
+        request, lambda w: _designer(w).restore(name, int(raw)), write=True, admin=True
+    )
+    return _result(result)

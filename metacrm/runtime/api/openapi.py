@@ -1,0 +1,303 @@
+"""The OpenAPI 3.1 document, generated from the metadata as it is now, and the docs page."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+import metacrm
+from metacrm.runtime.api.http import JSONResponse
+from metacrm.runtime.catalog import Catalog
+from metacrm.runtime.listing import MAX_LIMIT
+from metacrm.runtime.record_schema import input_schema, output_schema
+
+PROBLEM = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "code", "message"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+        "position": {
+            "type": "object",
+            "properties": {"line": {"type": "integer"}, "column": {"type": "integer"}},
+        },
+    },
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {
+    "400": _problem("Malformed request"),
+    "401": _problem("Missing or bad token"),
+    "403": _problem("Not allowed"),
+    "404": _problem("Unknown entity or record"),
+}
+WRITE_ERRORS = {
+    **ERRORS,
+    "409": _problem("Conflict (a unique value)"),
+    "412": _problem("If-Match does not match the record's version"),
+    "413": _problem("Body too large"),
+    "415": _problem("Not JSON"),
+    "422": _problem("Invalid record"),
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+LIST_PARAMETERS = [
+    _query("filter", {"type": "string"}, "A rule-language expression"),
+    _query("sort", {"type": "string"}, "Comma-separated fields, - for descending"),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Page size"),
+    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+    _query("fields", {"type": "string"}, "Only these fields (plus id)"),
+    _query("expand", {"type": "string"}, "Embed these lookups"),
+    _query("q", {"type": "string"}, "Case-insensitive search"),
+    _query("count", {"type": "boolean"}, "Add the total count"),
+]
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": 'The ETag the record was read with, such as "3"',
+}
+
+
+def _entity_paths(name: str) -> dict[str, Any]:
+    title = _schema_name(name)
+    record_ref = {"$ref": f"#/components/schemas/{title}"}
+    input_ref = {"$ref": f"#/components/schemas/{title}Input"}
+    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    body = {"required": True, "content": {"application/json": {"schema": input_ref}}}
+    page = {
+        "type": "object",
+        "required": ["data", "next_cursor"],
+        "properties": {
+            "data": {"type": "array", "items": record_ref},
+            "next_cursor": {"type": ["string", "null"]},
+            "count": {"type": "integer"},
+        },
+    }
+    history = {"type": "object", "properties": {"data": {"type": "array"}}}
+    tags = [name]
+    return {
+        f"/api/v1/records/{name}": {
+            "get": {
+                "operationId": f"list_{name}",
+                "tags": tags,
+                "parameters": LIST_PARAMETERS,
+                "responses": {"200": _json(page), **ERRORS},
+            },
+            "post": {
+                "operationId": f"create_{name}",
+                "tags": tags,
+                "requestBody": body,
+                "responses": {"201": _json(record_ref, "Created"), **WRITE_ERRORS},
+            },
+        },
+        f"/api/v1/records/{name}/{{id}}": {
+            "parameters": [id_param],
+            "get": {
+                "operationId": f"get_{name}",
+                "tags": tags,
+                "parameters": [LIST_PARAMETERS[4], LIST_PARAMETERS[5]],
+                "responses": {"200": _json(record_ref), **ERRORS},
+            },
+            "patch": {
+                "operationId": f"update_{name}",
+                "tags": tags,
+                "parameters": [IF_MATCH],
+                "requestBody": body,
+                "responses": {"200": _json(record_ref), **WRITE_ERRORS},
+            },
+            "delete": {
+                "operationId": f"delete_{name}",
+                "tags": tags,
+                "parameters": [IF_MATCH],
+                "responses": {"204": {"description": "Deleted"}, **WRITE_ERRORS},
+            },
+        },
+        f"/api/v1/records/{name}/{{id}}/restore": {
+            "parameters": [id_param],
+            "post": {
+                "operationId": f"restore_{name}",
+                "tags": tags,
+                "responses": {"200": _json(record_ref), **WRITE_ERRORS},
+            },
+        },
+        f"/api/v1/records/{name}/{{id}}/history": {
+            "parameters": [id_param],
+            "get": {
+                "operationId": f"history_{name}",
+                "tags": tags,
+                "responses": {"200": _json(history), **ERRORS},
+            },
+        },
+    }
+
+
+def _schema_name(entity: str) -> str:
+    return "".join(part.capitalize() for part in entity.split("_")) or entity
+
+
+def _meta_paths() -> dict[str, Any]:
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    field = {"name": "field", "in": "path", "required": True, "schema": {"type": "string"}}
+    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}}
+    doc = {"type": "object"}
+    body = {"required": True, "content": {"application/json": {"schema": doc}}}
+    tags = ["metadata"]
+    ok = {"200": _json(doc), **WRITE_ERRORS}
+    return {
+        "/api/v1/meta/entities": {
+            "get": {
+                "operationId": "list_entities",
+                "tags": tags,
+                "responses": {"200": _json(doc), **ERRORS},
+            },
+            "post": {
+                "operationId": "create_entity",
+                "tags": tags,
+                "requestBody": body,
+                "responses": {"201": _json(doc, "Created"), **ok},
+            },
+        },
+        "/api/v1/meta/entities/{name}": {
+            "parameters": [name],
+            "get": {
+                "operationId": "get_entity",
+                "tags": tags,
+                "responses": {"200": _json(doc), **ERRORS},
+            },
+            "put": {
+                "operationId": "replace_entity",
+                "tags": tags,
+                "requestBody": body,
+                "parameters": [_query("dry_run", {"type": "boolean"}, "Plan only")],
+                "responses": ok,
+            },
+        },
+        "/api/v1/meta/entities/{name}/fields": {
+            "parameters": [name],
+            "post": {
+                "operationId": "add_field",
+                "tags": tags,
+                "requestBody": body,
+                "responses": {"201": _json(doc, "Created"), **ok},
+            },
+        },
+        "/api/v1/meta/entities/{name}/fields/{field}": {
+            "parameters": [name, field],
+            "patch": {
+                "operationId": "change_field",
+                "tags": tags,
+                "requestBody": body,
+                "responses": ok,
+            },
+            "delete": {
+                "operationId": "delete_field",
+                "tags": tags,
+                "parameters": [_query("purge", {"type": "boolean"}, "Drop the data")],
+                "responses": ok,
+            },
+        },
+        "/api/v1/meta/entities/{name}/versions": {
+            "parameters": [name],
+            "get": {
+                "operationId": "entity_versions",
+                "tags": tags,
+                "responses": {"200": _json(doc), **ERRORS},
+            },
+        },
+        "/api/v1/meta/entities/{name}/versions/{version}/restore": {
+            "parameters": [name, version],
+            "post": {"operationId": "restore_entity_version", "tags": tags, "responses": ok},
+        },
+    }
+
+
+def build_openapi(catalog: Catalog) -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Problem": PROBLEM}
+    paths: dict[str, Any] = {
+        "/healthz": {
+            "get": {
+                "operationId": "health",
+                "security": [],
+                "tags": ["platform"],
+                "responses": {
+                    "200": _json({"type": "object"}),
+                    "503": _json({"type": "object"}, "Unhealthy"),
+                },
+            },
+        }
+    }
+    paths.update(_meta_paths())
+    for entity in sorted(catalog.entities.values(), key=lambda e: e.name):
+        title = _schema_name(entity.name)
+        schemas[title] = output_schema(entity)
+        accepted = copy.deepcopy(input_schema(entity))
+        accepted.pop("$schema", None)
+        schemas[f"{title}Input"] = accepted
+        paths.update(_entity_paths(entity.name))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "metacrm",
+            "version": metacrm.__version__,
+            "description": "Generated from the metadata as it is now.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    runtime = request.app.state.runtime
+    document = await runtime.run(request, lambda w: build_openapi(w.catalog))
+    return JSONResponse(document)
+
+
+async def docs_page(request: Request) -> Response:
+    templates = request.app.state.templates
+    return HTMLResponse(templates.get_template("docs.html").render(version=metacrm.__version__))

@@ -1,0 +1,86 @@
+"""The records API (API.md, "Records API"): list, create, get, patch, delete, restore, history."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.http import JSONResponse, if_match, read_json, record_response
+from metacrm.runtime.api.params import parse_list_query, parse_names
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+async def list_records(request: Request) -> Response:
+    entity = request.path_params["entity"]
+    query = parse_list_query(request.query_params)
+    result = await _runtime(request).run(request, lambda w: w.records().list(entity, query))
+    return JSONResponse(result)
+
+
+async def create_record(request: Request) -> Response:
+    entity = request.path_params["entity"]
+    body = await read_json(request)
+    record = await _runtime(request).run(
+        request, lambda w: w.records().create(entity, body), write=True
+    )
+    location = f"/api/v1/records/{entity}/{record['id']}"
+    return record_response(record, 201, Location=location)
+
+
+async def get_record(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    fields = request.query_params.get("fields")
+    expand = request.query_params.get("expand")
+    record = await _runtime(request).run(
+        request,
+        lambda w: w.records().get(
+            entity,
+            record_id,
+            fields=parse_names(fields, "fields") if fields else None,
+            expand=parse_names(expand, "expand") if expand else (),
+        ),
+    )
+    if "version" not in record:
+        return JSONResponse(record)
+    return record_response(record)
+
+
+async def update_record(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    expected = if_match(request)
+    body = await read_json(request)
+    record = await _runtime(request).run(
+        request,
+        lambda w: w.records().update(entity, record_id, body, if_match=expected),
+        write=True,
+    )
+    return record_response(record)
+
+
+async def delete_record(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    expected = if_match(request)
+
+    def delete(work: Work) -> None:
+        work.records().delete(entity, record_id, if_match=expected)
+
+    await _runtime(request).run(request, delete, write=True)
+    return Response(status_code=204)
+
+
+async def restore_record(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    record = await _runtime(request).run(
+        request, lambda w: w.records().restore(entity, record_id), write=True
+    )
+    return record_response(record)
+
+
+async def record_history(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    history = await _runtime(request).run(request, lambda w: w.records().history(entity, record_id))
+    return JSONResponse({"data": history})

@@ -1,0 +1,349 @@
+"""The record service: the only code that writes records, and the one way to read them.
+
+Every write coerces and validates every field, applies defaults and autonumbers, checks lookups,
+guards the version (optimistic concurrency), and writes the row and its history together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, Table, select, update
+from sqlalchemy.exc import IntegrityError
+
+from metacrm.metadata.model import EntityDef
+from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_json, to_storage
+from metacrm.platform.clock import as_utc, utcnow
+from metacrm.platform.errors import (
+    BadRequest,
+    Conflict,
+    FieldError,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
+from metacrm.platform.ids import new_id
+from metacrm.platform.systables import record_history, users
+from metacrm.platform.users import User
+from metacrm.runtime.autonumber import next_autonumber
+from metacrm.runtime.catalog import Catalog
+from metacrm.runtime.listing import ListQuery, list_records
+from metacrm.runtime.record_schema import input_validator, writable
+
+HIDDEN_IN_OUTPUT = frozenset({"deleted_at"})
+
+
+@dataclass
+class RecordService:
+    conn: Connection
+    catalog: Catalog
+    user: User
+    secret: str
+    now: datetime = field(default_factory=utcnow)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def get(
+        self,
+        entity_name: str,
+        record_id: str,
+        *,
+        fields: Sequence[str] | None = None,
+        expand: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        entity = self.catalog.entity(entity_name)
+        row = self._row(entity, record_id)
+        record = self.to_json(entity, row, fields)
+        if expand:
+            self.expand(entity, [record], expand)
+        return record
+
+    def list(self, entity_name: str, query: ListQuery) -> dict[str, Any]:
+        entity = self.catalog.entity(entity_name)
+        return list_records(self, entity, query)
+
+    def history(self, entity_name: str, record_id: str) -> list[dict[str, Any]]:
+        entity = self.catalog.entity(entity_name)
+        self._row(entity, record_id, include_deleted=True)
+        rows = self.conn.execute(
+            select(record_history)
+            .where(record_history.c.entity == entity.name, record_history.c.record_id == record_id)
+            .order_by(record_history.c.id.desc())
+        )
+        return [
+            {
+                "version": r.version,
+                "action": r.action,
+                "changed_at": to_json(as_utc(r.changed_at)),
+                "changed_by": r.changed_by,
+                "changes": {
+                    name: {"old": old, "new": new} for name, (old, new) in r.changes.items()
+                },
+            }
+            for r in rows
+        ]
+
+    def to_json(
+        self, entity: EntityDef, row: Any, fields: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        mapping = row._mapping
+        names = ("id", *fields) if fields else None
+        out: dict[str, Any] = {}
+        for f in entity.all_fields:
+            if f.name in HIDDEN_IN_OUTPUT or (names is not None and f.name not in names):
+                continue
+            if f.name in mapping:
+                out[f.name] = to_json(from_storage(f, mapping[f.name]))
+        return out
+
+    def expand(
+        self, entity: EntityDef, records: list[dict[str, Any]], names: Sequence[str]
+    ) -> None:
+        """Replace lookup ids with the target records (one query per lookup field)."""
+        for name in names:
+            f = entity.field(name)
+            if f is None or f.type != "lookup":
+                raise BadRequest(
+                    f"can't expand {name!r}: it is not a lookup field of {entity.name}"
+                )
+            target = self.catalog.entity(f.target or "")
+            table = self.catalog.table(target.name)
+            ids = {r[name] for r in records if isinstance(r.get(name), str)}
+            if not ids:
+                continue
+            rows = self.conn.execute(
+                select(table).where(table.c.id.in_(ids), table.c.deleted_at.is_(None))
+            )
+            found = {row.id: self.to_json(target, row) for row in rows}
+            for record in records:
+                value = record.get(name)
+                if isinstance(value, str):
+                    record[name] = found.get(value, {"id": value})
+
+    def _row(self, entity: EntityDef, record_id: str, *, include_deleted: bool = False) -> Any:
+        table = self.catalog.table(entity.name)
+        stmt: Select[Any] = select(table).where(table.c.id == record_id)
+        if not include_deleted:
+            stmt = stmt.where(table.c.deleted_at.is_(None))
+        row = self.conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(f"no {entity.name} with id {record_id!r}")
+        return row
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def create(self, entity_name: str, data: Any) -> dict[str, Any]:
+        entity = self.catalog.entity(entity_name)
+        table = self.catalog.table(entity.name)
+        values = self._validated(entity, data, existing=None)
+        for f in entity.fields:
+            if f.type == "autonumber":
+                values[f.name] = next_autonumber(self.conn, entity.name, f, self.now)
+        record_id = new_id()
+        system = {
+            "id": record_id,
+            "owner": values.pop("owner", None) or self.user.id,
+            "created_at": self.now,
+            "created_by": self.user.id,
+            "updated_at": self.now,
+            "updated_by": self.user.id,
+            "version": 1,
+        }
+        row = {**system, **{k: to_storage(entity.field_map[k], v) for k, v in values.items()}}
+        self._write(entity, lambda: self.conn.execute(table.insert().values(row)))
+        changes = {k: [None, to_json(v)] for k, v in values.items() if v is not None}
+        changes["owner"] = [None, system["owner"]]
+        self._record_history(entity, record_id, 1, "create", changes)
+        return self.get(entity.name, record_id)
+
+    def update(
+        self, entity_name: str, record_id: str, data: Any, *, if_match: int | None = None
+    ) -> dict[str, Any]:
+        entity = self.catalog.entity(entity_name)
+        table = self.catalog.table(entity.name)
+        row = self._row(entity, record_id)
+        self._check_version(entity, row, if_match)
+        current = {f.name: from_storage(f, row._mapping[f.name]) for f in entity.stored_columns}
+        values = self._validated(entity, data, existing=current)
+        changed = {k: v for k, v in values.items() if current.get(k) != v}
+        if not changed:
+            return self.to_json(entity, row)
+        version = row.version + 1
+        stored = {k: to_storage(entity.field_map[k], v) for k, v in changed.items()}
+        stored.update(version=version, updated_at=self.now, updated_by=self.user.id)
+        stmt = (
+            update(table)
+            .where(table.c.id == record_id, table.c.version == row.version)
+            .values(stored)
+        )
+        if self._write(entity, lambda: self.conn.execute(stmt)).rowcount != 1:
+            raise PreconditionFailed(f"{entity.name} {record_id} was changed by someone else")
+        self._record_history(
+            entity,
+            record_id,
+            version,
+            "update",
+            {k: [to_json(current.get(k)), to_json(v)] for k, v in changed.items()},
+        )
+        return self.get(entity.name, record_id)
+
+    def delete(self, entity_name: str, record_id: str, *, if_match: int | None = None) -> None:
+        entity = self.catalog.entity(entity_name)
+        row = self._row(entity, record_id)
+        self._check_version(entity, row, if_match)
+        self._set_deleted(entity, row, self.now, "delete")
+
+    def restore(self, entity_name: str, record_id: str) -> dict[str, Any]:
+        entity = self.catalog.entity(entity_name)
+        row = self._row(entity, record_id, include_deleted=True)
+        if row.deleted_at is None:
+            raise Conflict(f"{entity.name} {record_id} is not deleted")
+        self._set_deleted(entity, row, None, "restore")
+        return self.get(entity.name, record_id)
+
+    def _set_deleted(self, entity: EntityDef, row: Any, when: datetime | None, action: str) -> None:
+        table = self.catalog.table(entity.name)
+        version = row.version + 1
+        stmt = (
+            update(table)
+            .where(table.c.id == row.id, table.c.version == row.version)
+            .values(deleted_at=when, version=version, updated_at=self.now, updated_by=self.user.id)
+        )
+        if self._write(entity, lambda: self.conn.execute(stmt)).rowcount != 1:
+            raise PreconditionFailed(f"{entity.name} {row.id} was changed by someone else")
+        old = to_json(as_utc(row.deleted_at)) if row.deleted_at else None
+        self._record_history(entity, row.id, version, action, {"deleted_at": [old, to_json(when)]})
+
+    def _check_version(self, entity: EntityDef, row: Any, if_match: int | None) -> None:
+        if if_match is not None and if_match != row.version:
+            raise PreconditionFailed(
+                f"{entity.name} {row.id} is at version {row.version}, not {if_match}",
+                extra={"current_version": row.version},
+            )
+
+    def _write(self, entity: EntityDef, statement: Any) -> Any:
+        """Run a write; a unique index that refuses it becomes a 409 naming the field."""
+        try:
+            return statement()
+        except IntegrityError as exc:
+            message = str(exc.orig)
+            names = [f.name for f in entity.fields if f.unique and f.name in message]
+            field_name = names[0] if names else ""
+            raise Conflict(
+                f"another {entity.name} already has this {field_name or 'value'}",
+                errors=[FieldError(field_name, "unique", "must be unique")] if names else None,
+            ) from None
+
+    def _record_history(
+        self, entity: EntityDef, record_id: str, version: int, action: str, changes: dict[str, Any]
+    ) -> None:
+        self.conn.execute(
+            record_history.insert().values(
+                entity=entity.name,
+                record_id=record_id,
+                version=version,
+                action=action,
+                changed_at=self.now,
+                changed_by=self.user.id,
+                changes=changes,
+            )
+        )
+
+    # ---- validation ----------------------------------------------------------------------
+
+    def _validated(
+        self, entity: EntityDef, data: Any, existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Coerced values for every field the client sent (and defaults on create); raises with
+        every field error at once."""
+        if not isinstance(data, dict):
+            raise Unprocessable(
+                "the record must be a JSON object", errors=[FieldError("", "type", "not an object")]
+            )
+        errors: list[FieldError] = []
+        for err in input_validator(entity).iter_errors(data):
+            errors.extend(_schema_error(entity, err))
+        reported = {e.field for e in errors}
+        values: dict[str, Any] = {}
+        for name, raw in data.items():
+            f = entity.field(name)
+            if f is None or name in reported or (f.system and name != "owner"):
+                continue
+            try:
+                values[name] = coerce(f, raw) if name != "owner" else _owner(raw)
+            except ValueProblem as problem:
+                errors.append(FieldError(name, problem.code, problem.message))
+        if existing is None:
+            for f in entity.fields:
+                if f.name not in data and f.has_default and writable(f):
+                    values[f.name] = coerce(f, f.default)
+        for f in entity.fields:
+            if not f.required or not writable(f) or f.name in reported:
+                continue
+            value = values[f.name] if f.name in values else (existing or {}).get(f.name)
+            if _blank(value):
+                errors.append(FieldError(f.name, "required", "is required"))
+        errors.extend(self._reference_errors(entity, values))
+        if errors:
+            raise Unprocessable(f"the {entity.name} is not valid", errors=_dedupe(errors))
+        return values
+
+    def _reference_errors(self, entity: EntityDef, values: dict[str, Any]) -> list[FieldError]:
+        errors = []
+        for name, value in values.items():
+            if value is None:
+                continue
+            f = entity.field_map[name]
+            if f.type == "lookup":
+                table: Table = self.catalog.table(f.target or "")
+                exists = select(table.c.id).where(table.c.id == value, table.c.deleted_at.is_(None))
+                if self.conn.execute(exists).first() is None:
+                    errors.append(FieldError(name, "not_found", f"no {f.target} with id {value!r}"))
+            elif f.type == "user" or name == "owner":
+                found = select(users.c.id).where(users.c.id == value, users.c.is_active.is_(True))
+                if self.conn.execute(found).first() is None:
+                    errors.append(
+                        FieldError(name, "not_found", f"no active user with id {value!r}")
+                    )
+        return errors
+
+
+def _owner(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise ValueProblem("type", "must be a user id")
+    return raw
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _schema_error(entity: EntityDef, err: Any) -> list[FieldError]:
+    if err.validator == "additionalProperties":
+        known = set(entity.field_map)
+        extra = [k for k in err.instance if k not in known]
+        return [FieldError(k, "unknown_field", f"{entity.name} has no field {k!r}") for k in extra]
+    name = str(err.path[0]) if err.path else ""
+    f = entity.field(name)
+    if err.validator == "not":
+        return [FieldError(name, "read_only", "is read-only")]
+    if f is not None and err.validator in ("type", "enum", "maxLength", "pattern", "format"):
+        # The coercer's message says it better (and names the choices); let it speak.
+        try:
+            coerce(f, err.instance if len(err.path) == 1 else None)
+        except ValueProblem as problem:
+            return [FieldError(name, problem.code, problem.message)]
+    return [FieldError(name, str(err.validator), err.message)]
+
+
+def _dedupe(errors: list[FieldError]) -> list[FieldError]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in errors:
+        if (e.field, e.code) not in seen:
+            seen.add((e.field, e.code))
+            out.append(e)
+    return out
