@@ -165,7 +165,11 @@ class _Runner:
 
     def _create_table(self, _op: Operation) -> None:
         table = build_table(self.entity, MetaData())
-        self.ops.create_table(self.table, *(c.copy() for c in table.columns))
+        columns = [
+            Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in table.columns
+        ]
+        self.ops.create_table(self.table, *columns)
         # Field indexes come as operations of their own; these are the ones every table has.
         for key, columns in SYSTEM_INDEXES.items():
             self.ops.create_index(index_name(self.table, key), self.table, list(columns))
