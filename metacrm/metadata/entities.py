@@ -15,6 +15,7 @@ from metacrm.metadata import store
 from metacrm.metadata.migrate import apply_plan, check_plan
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.planner import Plan, plan_change, plan_create, plan_purge
+from metacrm.metadata.types import FIELD_TYPES
 from metacrm.metadata.validate import ExpressionChecker, validate_entity, validate_field
 from metacrm.platform.errors import (
     Conflict,
@@ -107,7 +108,14 @@ class EntityDesigner:
             )
         document = public_document(old.doc)
         index = _field_index(document, field_name)
-        merged = {**document["fields"][index], **changes}
+        previous = document["fields"][index]
+        merged = {**previous, **changes}
+        new_type = FIELD_TYPES.get(str(merged.get("type")))
+        if new_type is not None and merged["type"] != previous["type"]:
+            # Options of the old type that the new one doesn't take go with the old type.
+            for option in FIELD_TYPES[previous["type"]].options - new_type.options:
+                if option not in changes:
+                    merged.pop(option, None)
         for key, value in changes.items():
             if value is None:
                 merged.pop(key)

@@ -94,16 +94,10 @@ def output_schema(entity: EntityDef) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": ["id"]}
 
 
-# Keyed by entity version: a new version of the entity gets a new validator.
-_validators: dict[tuple[str, int], Draft202012Validator] = {}
-
-
 def input_validator(entity: EntityDef) -> Draft202012Validator:
-    key = (entity.name, entity.version)
-    found = _validators.get(key)
+    """Built once per entity snapshot and kept on it (snapshots are immutable)."""
+    found = entity.__dict__.get("_input_validator")
     if found is None:
         found = Draft202012Validator(input_schema(entity))
-        if len(_validators) > 1000:
-            _validators.clear()
-        _validators[key] = found
+        object.__setattr__(entity, "_input_validator", found)
     return found
