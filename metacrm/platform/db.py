@@ -36,6 +36,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     )
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("check_same_thread", False)
@@ -47,6 +55,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # Let SQLAlchemy own transactions: pysqlite's own BEGIN handling defers it too late for
         # DDL and would break transactional schema changes.
         dbapi_conn.isolation_level = None
+        # SQLite's own lower()/upper() only know ASCII; PostgreSQL's know every letter.
+        dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
+        dbapi_conn.create_function("upper", 1, _upper, deterministic=True)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
