@@ -1,0 +1,127 @@
+"""The `metacrm` command, run as a real process against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ACCOUNT, OPPORTUNITY, start_api
+from sqlalchemy import inspect
+
+from metacrm.platform.db import make_engine
+
+
+def metacrm(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "METACRM_DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "metacrm.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_init_is_idempotent_and_users_get_tokens(database_url: str, tmp_path: Path) -> None:
+    first = metacrm(database_url, tmp_path, "init", "--no-templates")
+    assert first.returncode == 0, first.stderr
+    assert "admin login: admin@example.com / " in first.stdout
+    credentials = json.loads((tmp_path / ".metacrm/admin-credentials.json").read_text())
+    assert credentials["password"] in first.stdout
+    again = metacrm(database_url, tmp_path, "init")
+    assert again.returncode == 0, again.stderr
+    made = metacrm(
+        database_url,
+        tmp_path,
+        "user",
+        "create",
+        "--email",
+        "rep@example.com",
+        "--password",
+        "long-enough-pw",
+    )
+    assert made.returncode == 0, made.stderr
+    token = metacrm(database_url, tmp_path, "token", "create", "--user", "rep@example.com")
+    assert token.returncode == 0
+    lines = token.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcrm_")
+    duplicate = metacrm(
+        database_url,
+        tmp_path,
+        "user",
+        "create",
+        "--email",
+        "rep@example.com",
+        "--password",
+        "long-enough-pw",
+    )
+    assert duplicate.returncode != 0
+    assert duplicate.stderr.count("\n") == 1 and "already exists" in duplicate.stderr
+    unknown = metacrm(database_url, tmp_path, "token", "create", "--user", "nobody@example.com")
+    assert unknown.returncode != 0 and "no user" in unknown.stderr
+
+
+def test_commands_on_an_uninitialised_database_fail_with_a_reason(tmp_path: Path) -> None:
+    result = metacrm(f"sqlite:///{tmp_path}/empty.db", tmp_path, "meta", "export")
+    assert result.returncode != 0
+    assert "metacrm init" in result.stderr
+
+
+def test_meta_export_then_import_into_another_database(
+    database_url: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    source = start_api(database_url)
+    with source.client:
+        source.make_entity(ACCOUNT)
+        source.make_entity(OPPORTUNITY)
+    source.engine.dispose()
+    exported = metacrm(database_url, tmp_path, "meta", "export")
+    assert exported.returncode == 0, exported.stderr
+    package = json.loads(exported.stdout)
+    assert [e["name"] for e in package["entities"]] == ["account", "opportunity"]
+    path = tmp_path / "package.json"
+    path.write_text(exported.stdout)
+
+    target_dir = tmp_path / "target"
+    target_dir.mkdir()
+    target = f"sqlite:///{target_dir}/target.db"
+    assert metacrm(target, target_dir, "init").returncode == 0
+    dry = metacrm(target, target_dir, "meta", "import", str(path), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "opportunity: create the table" in dry.stdout
+    assert "dry run" in dry.stdout
+    assert "opportunity" not in inspect(make_engine(target)).get_table_names()
+    applied = metacrm(target, target_dir, "meta", "import", str(path))
+    assert applied.returncode == 0, applied.stderr
+    assert {"account", "opportunity"} <= set(inspect(make_engine(target)).get_table_names())
+    again = metacrm(target, target_dir, "meta", "import", str(path))
+    assert again.returncode == 0 and "nothing to change" in again.stdout
+    round_trip = metacrm(target, target_dir, "meta", "export", "opportunity")
+    assert json.loads(round_trip.stdout)["entities"] == package["entities"][1:]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("not json", "can't read"),
+        ('{"format": "other"}', "not a metacrm package"),
+        ('{"format": "metacrm.package", "entities": [{"name": "x", "label": {}}]}', "not valid"),
+    ],
+    ids=["not-json", "wrong-format", "invalid-entity"],
+)
+def test_bad_packages_are_refused_and_change_nothing(
+    sqlite_url: str, tmp_path: Path, content: str, reason: str
+) -> None:
+    assert metacrm(sqlite_url, tmp_path, "init").returncode == 0
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    result = metacrm(sqlite_url, tmp_path, "meta", "import", str(path))
+    assert result.returncode != 0
+    assert reason in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert json.loads(metacrm(sqlite_url, tmp_path, "meta", "export").stdout)["entities"] == []
