@@ -204,7 +204,8 @@ class PostgresServer:
             shutil.chown(self.base / "socket", user="postgres")
         result = self._pg(
             str(self.binaries.initdb),
-            *("-D", str(self.data_dir), "-U", "postgres", "-E", "UTF8", "--locale=C"),
+            # C.UTF-8: byte order for text, but upper()/lower() know every letter, as in production.
+            *("-D", str(self.data_dir), "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"),
             *("-A", "trust", "--auth-local=trust", "--no-sync"),
         )
         if result.returncode != 0:

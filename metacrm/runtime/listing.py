@@ -11,20 +11,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select, true
 
 from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_json
 from metacrm.platform.errors import BadRequest
 from metacrm.runtime.cursor import decode_cursor, encode_cursor
-from metacrm.runtime.rules import compile_filter
+from metacrm.runtime.rules import Scope, check, parse
+from metacrm.runtime.rules.operators import BOOLEAN
 
 if TYPE_CHECKING:
     from metacrm.runtime.records import RecordService
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
-UNSORTABLE = frozenset({"multipicklist", "formula"})
+UNSORTABLE = frozenset({"multipicklist"})
 
 
 @dataclass(frozen=True)
@@ -66,18 +67,12 @@ def list_records(service: RecordService, entity: EntityDef, query: ListQuery) ->
     if query.fields:
         check_names(entity, query.fields, "fields")
     keys = (*query.sort, SortKey("id"))
-    stmt: Select[Any] = select(table).where(table.c.deleted_at.is_(None))
+    compiler = service.compiler(entity)
     if query.filter:
-        _condition, compiler = compile_filter(
-            query.filter,
-            entity=entity,
-            table=table,
-            table_for=service.catalog.table,
-            resolve_entity=service.catalog.find,
-            user={"id": service.user.id, "role": service.user.role, "org_unit": None},
-            now=service.now,
-        )
-        stmt = compiler.apply(stmt)
+        compiler.compile(check(parse(query.filter), Scope(entity, service.catalog.find), BOOLEAN))
+    columns = {k.field: compiler.column_for((k.field,)) for k in keys}
+    stmt = compiler.apply(service.select_records(entity, compiler))
+    stmt = stmt.where(table.c.deleted_at.is_(None))
     if query.q:
         stmt = stmt.where(_search(entity, table, query.q))
     total = None
@@ -94,9 +89,9 @@ def list_records(service: RecordService, entity: EntityDef, query: ListQuery) ->
             or not isinstance(payload.get("v"), list)
         ):
             raise BadRequest("the cursor belongs to another list (entity or sort); start again")
-        stmt = stmt.where(_after(entity, table, keys, payload["v"]))
+        stmt = stmt.where(_after(entity, columns, keys, payload["v"]))
     postgres = service.conn.dialect.name == "postgresql"
-    stmt = stmt.order_by(*(_order(table.c[k.field], k.descending, postgres) for k in keys))
+    stmt = stmt.order_by(*(_order(columns[k.field], k.descending, postgres) for k in keys))
     rows = service.conn.execute(stmt.limit(query.limit + 1)).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -106,7 +101,7 @@ def list_records(service: RecordService, entity: EntityDef, query: ListQuery) ->
     next_cursor = None
     if more and rows:
         last = rows[-1]._mapping
-        values = [to_json(from_storage(entity.field_map[k.field], last[k.field])) for k in keys]
+        values = [to_json(from_storage(_stored(entity, k.field), last[k.field])) for k in keys]
         next_cursor = encode_cursor(service.secret, {"e": entity.name, "s": spec, "v": values})
     result: dict[str, Any] = {"data": data, "next_cursor": next_cursor}
     if total is not None:
@@ -122,18 +117,18 @@ def _order(column: Any, descending: bool, postgres: bool) -> Any:
 
 
 def _after(
-    entity: EntityDef, table: Any, keys: Sequence[SortKey], raw_values: list[Any]
+    entity: EntityDef, columns: dict[str, Any], keys: Sequence[SortKey], raw_values: list[Any]
 ) -> ColumnElement[bool]:
     """Rows that come after the cursor's row in the sort order (nulls are smallest)."""
     if len(raw_values) != len(keys):
         raise BadRequest("the cursor is not valid; start again without one")
     values = [
-        _cursor_value(entity.field_map[k.field], v) for k, v in zip(keys, raw_values, strict=True)
+        _cursor_value(_stored(entity, k.field), v) for k, v in zip(keys, raw_values, strict=True)
     ]
     clauses = []
     for i, key in enumerate(keys):
-        ties = [_equal(table.c[keys[j].field], values[j]) for j in range(i)]
-        clauses.append(and_(*ties, _beyond(table.c[key.field], key.descending, values[i])))
+        ties = [_equal(columns[keys[j].field], values[j]) for j in range(i)]
+        clauses.append(and_(*ties, _beyond(columns[key.field], key.descending, values[i])))
     return or_(*clauses)
 
 
@@ -145,6 +140,14 @@ def _beyond(column: Any, descending: bool, value: Any) -> ColumnElement[bool]:
     if value is None:
         return false() if descending else column.is_not(None)
     return or_(column < value, column.is_(None)) if descending else column > value
+
+
+def _stored(entity: EntityDef, name: str) -> FieldDef:
+    """How a sort key's value is read: formulas as their result type."""
+    field = entity.field_map[name]
+    if field.type == "formula":
+        return FieldDef.from_doc({"name": name, "type": field.doc.get("result_type", "text")})
+    return field
 
 
 def _cursor_value(field: FieldDef, raw: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, select, update
 from sqlalchemy.exc import IntegrityError
 
-from metacrm.metadata.model import EntityDef
+from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_json, to_storage
 from metacrm.platform.clock import as_utc, utcnow
 from metacrm.platform.errors import (
@@ -32,6 +32,7 @@ from metacrm.runtime.autonumber import next_autonumber
 from metacrm.runtime.catalog import Catalog
 from metacrm.runtime.listing import ListQuery, list_records
 from metacrm.runtime.record_schema import input_validator, writable
+from metacrm.runtime.rules import SqlCompiler
 
 HIDDEN_IN_OUTPUT = frozenset({"deleted_at"})
 
@@ -96,7 +97,7 @@ class RecordService:
             if f.name in HIDDEN_IN_OUTPUT or (names is not None and f.name not in names):
                 continue
             if f.name in mapping:
-                out[f.name] = to_json(from_storage(f, mapping[f.name]))
+                out[f.name] = to_json(from_storage(_as_stored(f), mapping[f.name]))
         return out
 
     def expand(
@@ -123,9 +124,30 @@ class RecordService:
                 if isinstance(value, str):
                     record[name] = found.get(value, {"id": value})
 
+    def compiler(self, entity: EntityDef) -> SqlCompiler:
+        """Compiles filters, sorts and formulas over the entity's table for this caller."""
+        return SqlCompiler(
+            entity,
+            self.catalog.table(entity.name),
+            self.catalog.table,
+            {"id": self.user.id, "role": self.user.role, "org_unit": None},
+            self.now,
+            resolve_entity=self.catalog.find,
+        )
+
+    def select_records(self, entity: EntityDef, compiler: SqlCompiler) -> Select[Any]:
+        """The table's columns plus every formula field, computed by the database."""
+        formulas = [
+            compiler.column_for((f.name,)).label(f.name)
+            for f in entity.fields
+            if f.type == "formula"
+        ]
+        return select(self.catalog.table(entity.name), *formulas)
+
     def _row(self, entity: EntityDef, record_id: str, *, include_deleted: bool = False) -> Any:
         table = self.catalog.table(entity.name)
-        stmt: Select[Any] = select(table).where(table.c.id == record_id)
+        compiler = self.compiler(entity)
+        stmt = compiler.apply(self.select_records(entity, compiler)).where(table.c.id == record_id)
         if not include_deleted:
             stmt = stmt.where(table.c.deleted_at.is_(None))
         row = self.conn.execute(stmt).first()
@@ -309,6 +331,13 @@ class RecordService:
                         FieldError(name, "not_found", f"no active user with id {value!r}")
                     )
         return errors
+
+
+def _as_stored(field: FieldDef) -> FieldDef:
+    """A formula's value is read like a stored field of its result type."""
+    if field.type != "formula":
+        return field
+    return FieldDef.from_doc({"name": field.name, "type": field.doc.get("result_type", "text")})
 
 
 def _owner(raw: Any) -> str:

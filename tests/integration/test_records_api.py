@@ -342,3 +342,73 @@ def test_cursors_are_tamper_proof_and_tied_to_their_sort(crm: Api, deals: dict[s
         crm.get(f"{RECORDS}/account", params={"cursor": cursor, "sort": "-amount"}).status_code
         == 400
     )
+
+
+def test_formula_fields_are_computed_on_read_and_usable_in_filters_and_sorts(api: Api) -> None:
+    api.make_entity(
+        {
+            "name": "line",
+            "label": {"en": "Line"},
+            "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "qty", "type": "integer"},
+                {"name": "price", "type": "decimal", "precision": 12, "scale": 2},
+                {
+                    "name": "total",
+                    "type": "formula",
+                    "expression": "qty * price",
+                    "result_type": "decimal",
+                },
+                {
+                    "name": "shout",
+                    "type": "formula",
+                    "expression": "upper(title)",
+                    "result_type": "text",
+                },
+            ],
+        }
+    )
+    a = create(api, "line", {"title": "äpfel", "qty": 3, "price": "2.50"})
+    create(api, "line", {"title": "pears", "qty": 1, "price": "9.00"})
+    create(api, "line", {"title": "none", "qty": None, "price": "1.00"})
+    assert float(a["total"]) == 7.5
+    assert a["shout"] == "ÄPFEL"
+    assert api.patch(f"{RECORDS}/line/{a['id']}", {"total": 1}).status_code == 422
+    listed = api.get(f"{RECORDS}/line", params={"filter": "total > 5", "sort": "-total"})
+    assert names_of(listed, "title") == ["pears", "äpfel"]
+    ascending = api.get(f"{RECORDS}/line", params={"sort": "total", "limit": "1"}).json()
+    assert ascending["data"][0]["title"] == "none"
+    rest = api.get(
+        f"{RECORDS}/line",
+        params={"sort": "total", "limit": "5", "cursor": ascending["next_cursor"]},
+    )
+    assert names_of(rest, "title") == ["äpfel", "pears"]
+
+
+def test_formulas_that_do_not_check_are_refused_at_design_time(api: Api) -> None:
+    response = api.post(
+        "/api/v1/meta/entities",
+        {
+            "name": "bad",
+            "label": {"en": "Bad"},
+            "fields": [
+                {"name": "qty", "type": "integer"},
+                {
+                    "name": "f",
+                    "type": "formula",
+                    "expression": "qty * nope",
+                    "result_type": "integer",
+                },
+                {"name": "g", "type": "formula", "expression": "qty > 1", "result_type": "integer"},
+            ],
+        },
+    )
+    assert response.status_code == 422
+    errors = {e["field"]: e["message"] for e in response.json()["errors"]}
+    assert set(errors) == {"/fields/1/expression", "/fields/2/expression"}
+    assert "nope" in errors["/fields/1/expression"]
+
+
+def names_of(response: Any, field: str) -> list[Any]:
+    assert response.status_code == 200, response.text
+    return [r[field] for r in response.json()["data"]]

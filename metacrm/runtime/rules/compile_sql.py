@@ -36,10 +36,10 @@ from sqlalchemy import (
 from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.types import TypeEngine
 
-from metacrm.metadata.model import EntityDef
+from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.platform.errors import RuleError
 from metacrm.runtime.rules import ast
-from metacrm.runtime.rules.check import Checked
+from metacrm.runtime.rules.check import Checked, Scope, check
 from metacrm.runtime.rules.operators import (
     BOOLEAN,
     DATE,
@@ -50,6 +50,7 @@ from metacrm.runtime.rules.operators import (
     NULL,
     TEXT,
 )
+from metacrm.runtime.rules.parse import parse
 from metacrm.runtime.rules.sql_dialect import (
     DateOf,
     DateStart,
@@ -136,6 +137,7 @@ class SqlCompiler:
         self.today = now.date()
         self._joins: dict[tuple[str, ...], tuple[Alias, ColumnElement[bool]]] = {}
         self._conditions: list[ColumnElement[bool]] = []
+        self._formulas_in_progress: set[str] = set()
 
     # --- public ------------------------------------------------------------------------------
 
@@ -152,8 +154,10 @@ class SqlCompiler:
             if found is None:
                 raise RuleError(f"unknown field '{'.'.join(path[: index + 1])}'")
             if index == len(path) - 1:
+                if found.type == "formula" and index == 0:
+                    return self._formula(found)
                 if not found.stored or name not in table.c:
-                    raise RuleError(f"'{'.'.join(path)}' cannot be used in a query yet")
+                    raise RuleError(f"'{'.'.join(path)}' of a looked-up record can't be queried")
                 return table.c[name]
             target = self.resolve_entity(found.target) if found.target else None
             if found.type != "lookup" or target is None:
@@ -161,6 +165,25 @@ class SqlCompiler:
             table = self._join(path[: index + 1], table, name, target.name)
             entity = target
         raise RuleError("an empty field path")
+
+    def value(self, checked: Checked) -> ColumnElement[Any]:
+        """Any checked expression as a SQL value (formulas), without adding a condition."""
+        return self._sql(checked.node)
+
+    def _formula(self, field: FieldDef) -> ColumnElement[Any]:
+        """A formula field of the base entity, compiled inline from its expression."""
+        if field.name in self._formulas_in_progress:
+            raise RuleError(f"formula {field.name!r} refers to itself")
+        self._formulas_in_progress.add(field.name)
+        try:
+            checked = check(
+                parse(field.expression or ""),
+                Scope(self.entity, self.resolve_entity),
+                expect=field.doc.get("result_type"),
+            )
+            return self._sql(checked.node)
+        finally:
+            self._formulas_in_progress.discard(field.name)
 
     def joins(self) -> list[tuple[Alias, ColumnElement[bool]]]:
         """LEFT OUTER JOINs the compiled paths need, in order: (aliased table, on-clause)."""
