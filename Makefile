@@ -16,9 +16,6 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 run: $(INSTALLED)
 	$(BIN)/metacrm init --admin-email $(ADMIN)
-	@$(BIN)/python -c 'import json, pathlib; p = pathlib.Path(".metacrm/admin-credentials.json"); \
-	  c = json.loads(p.read_text()) if p.exists() else None; \
-	  print(f"admin login: {c[\"email\"]} / {c[\"password\"]}" if c else "admin login: as set at init")'
 	@echo "API token: $$($(BIN)/metacrm token create --user $(ADMIN) --name make-run)"
 	$(BIN)/metacrm serve
 

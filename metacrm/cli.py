@@ -43,7 +43,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
     with writing(engine) as conn:
         try:
             find_user(conn, args.admin_email)
-            print(f"admin {args.admin_email} already exists", file=sys.stderr)
+            print(f"admin login: {_known_login(args.admin_email)}")
             return
         except MetacrmError:
             pass
@@ -61,6 +61,17 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
         CREDENTIALS_FILE.write_text(json.dumps({"email": user.email, "password": password}))
         os.chmod(CREDENTIALS_FILE, 0o600)
     print(f"admin login: {user.email} / {password}")
+
+
+def _known_login(email: str) -> str:
+    """The admin login as `init` generated it, when this directory holds it."""
+    try:
+        saved = json.loads(CREDENTIALS_FILE.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    if saved.get("email") == email:
+        return f"{email} / {saved['password']}"
+    return f"{email} (with the password set when it was created)"
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
