@@ -4,6 +4,7 @@ operations inside the caller's transaction (SQLite and PostgreSQL both roll DDL 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from alembic.migration import MigrationContext
@@ -30,41 +31,83 @@ SAMPLE_IDS = 5
 BATCH = 1000
 
 
+@dataclass(frozen=True)
+class _Before:
+    """The table as it is before the plan runs, seen through the plan's renames and type
+    changes, so each check reads the column where the data is now."""
+
+    table: Table
+    plan: Plan
+
+    def column(self, name: str) -> Any:
+        renamed_from = {
+            op.field.name: op.old_field.name
+            for op in self.plan.operations
+            if op.kind == "rename_column" and op.field and op.old_field
+        }
+        source = renamed_from.get(name, name)
+        return self.table.c.get(source)
+
+    def type_change(self, name: str) -> Operation | None:
+        return next(
+            (
+                op
+                for op in self.plan.operations
+                if op.kind == "change_type" and op.field and op.field.name == name
+            ),
+            None,
+        )
+
+
 def check_plan(conn: Connection, old: EntityDef | None, plan: Plan) -> list[FieldError]:
     """What existing rows stand in the way of the plan, with counts and sample ids."""
     if old is None:
         return []
-    table = build_table(old, MetaData())
+    before = _Before(build_table(old, MetaData()), plan)
     positions = {f.name: i for i, f in enumerate(plan.entity.fields)}
     errors = []
     for op in plan.operations:
         for check in op.checks:
-            problem = _CHECKS[check](conn, table, op)
+            problem = _CHECKS[check](conn, before, op)
             if problem:
                 where = f"/fields/{positions.get(op.field.name, 0)}" if op.field else ""
                 errors.append(FieldError(where, check, problem))
     return errors
 
 
-def _check_values(conn: Connection, table: Table, op: Operation) -> str | None:
-    old, new = op.old_field, op.field
-    assert old is not None and new is not None
-    column = table.c[old.name]
-    rows = conn.execute(select(table.c.id, column).where(column.is_not(None)).order_by(table.c.id))
+def _converted_values(
+    conn: Connection, before: _Before, old: FieldDef, new: FieldDef
+) -> tuple[dict[str, Any], list[str], str]:
+    """Each row's value as `new` would store it; the ids that can't convert, and why."""
+    column = before.column(new.name)
+    table = before.table
+    converted: dict[str, Any] = {}
     failures: list[str] = []
     first_reason = ""
-    verdicts: dict[Any, str | None] = {}
+    if column is None:
+        return converted, failures, first_reason
+    verdicts: dict[Any, tuple[Any, str | None]] = {}
+    rows = conn.execute(select(table.c.id, column).where(column.is_not(None)).order_by(table.c.id))
     for record_id, stored in rows:
         key = stored if not isinstance(stored, list) else tuple(stored)
         if key not in verdicts:
             try:
-                convert(old, new, from_storage(old, stored))
-                verdicts[key] = None
+                verdicts[key] = (convert(old, new, from_storage(old, stored)), None)
             except ValueProblem as problem:
-                verdicts[key] = f"{stored!r} {problem.message}"
-        if verdicts[key] is not None:
-            first_reason = first_reason or verdicts[key] or ""
+                verdicts[key] = (None, f"{stored!r} {problem.message}")
+        value, reason = verdicts[key]
+        if reason is None:
+            converted[record_id] = value
+        else:
+            first_reason = first_reason or reason
             failures.append(record_id)
+    return converted, failures, first_reason
+
+
+def _check_values(conn: Connection, before: _Before, op: Operation) -> str | None:
+    old, new = op.old_field, op.field
+    assert old is not None and new is not None
+    _, failures, first_reason = _converted_values(conn, before, old, new)
     if not failures:
         return None
     return (
@@ -73,24 +116,17 @@ def _check_values(conn: Connection, table: Table, op: Operation) -> str | None:
     )
 
 
-def _blank(table: Table, field: FieldDef) -> Any:
-    column = table.c[field.name]
-    if field.value_kind in ("text", "list"):
-        return column.is_(None) | (column == "") | (column == "[]")
-    return column.is_(None)
-
-
-def _check_required(conn: Connection, table: Table, op: Operation) -> str | None:
+def _check_required(conn: Connection, before: _Before, op: Operation) -> str | None:
     assert op.field is not None
-    name = op.old_field.name if op.old_field else op.field.name
-    source = op.old_field or op.field
-    if name not in table.c:
+    column = before.column(op.field.name)
+    if column is None:
         return None
-    ids = (
-        conn.execute(select(table.c.id).where(_blank(table, source)).order_by(table.c.id))
-        .scalars()
-        .all()
-    )
+    source = op.old_field or op.field
+    blank = column.is_(None)
+    if source.value_kind in ("text", "list"):
+        blank = blank | (column == "") | (column == "[]")
+    table = before.table
+    ids = conn.execute(select(table.c.id).where(blank).order_by(table.c.id)).scalars().all()
     if not ids:
         return None
     return (
@@ -99,8 +135,9 @@ def _check_required(conn: Connection, table: Table, op: Operation) -> str | None
     )
 
 
-def _check_rows_need_default(conn: Connection, table: Table, op: Operation) -> str | None:
+def _check_rows_need_default(conn: Connection, before: _Before, op: Operation) -> str | None:
     assert op.field is not None
+    table = before.table
     ids = conn.execute(select(table.c.id).order_by(table.c.id).limit(SAMPLE_IDS)).scalars().all()
     if not ids:
         return None
@@ -111,21 +148,31 @@ def _check_rows_need_default(conn: Connection, table: Table, op: Operation) -> s
     )
 
 
-def _check_unique(conn: Connection, table: Table, op: Operation) -> str | None:
+def _check_unique(conn: Connection, before: _Before, op: Operation) -> str | None:
     assert op.field is not None
     name = op.field.name
-    if name not in table.c:
+    column = before.column(name)
+    if column is None:
         return None  # a new column is empty
-    column = table.c[name]
+    table = before.table
     live = table.c.deleted_at.is_(None) & column.is_not(None)
-    dupes = select(column).where(live).group_by(column).having(func.count() > 1).subquery()
-    ids = (
-        conn.execute(
-            select(table.c.id).where(live, column.in_(select(dupes.c[name]))).order_by(table.c.id)
+    change = before.type_change(name)
+    if change is not None and change.old_field is not None:
+        # Values that differ now may collide once converted ("1" and "01" both become 1).
+        converted, _, _ = _converted_values(conn, before, change.old_field, op.field)
+        alive = set(conn.execute(select(table.c.id).where(live)).scalars())
+        holders: dict[Any, list[str]] = {}
+        for record_id, value in converted.items():
+            if record_id in alive:
+                holders.setdefault(value, []).append(record_id)
+        ids = sorted(i for group in holders.values() if len(group) > 1 for i in group)
+    else:
+        dupes = select(column).where(live).group_by(column).having(func.count() > 1).subquery()
+        ids = list(
+            conn.execute(
+                select(table.c.id).where(live, column.in_(select(dupes.c[0]))).order_by(table.c.id)
+            ).scalars()
         )
-        .scalars()
-        .all()
-    )
     if not ids:
         return None
     return (
@@ -134,7 +181,7 @@ def _check_unique(conn: Connection, table: Table, op: Operation) -> str | None:
     )
 
 
-_CHECKS: dict[str, Callable[[Connection, Table, Operation], str | None]] = {
+_CHECKS: dict[str, Callable[[Connection, _Before, Operation], str | None]] = {
     "values": _check_values,
     "required": _check_required,
     "rows_need_default": _check_rows_need_default,

@@ -91,11 +91,21 @@ def plan_change(current: dict[str, Any], document: dict[str, Any]) -> Plan:
     ops = plan.operations
     kept_hidden = dict(hidden)
     matched: set[str] = set()
+    submitted_names = {f.get("name") for f in document.get("fields", [])}
 
     for i, raw in enumerate(document.get("fields", [])):
         new = FieldDef.from_doc(new_doc["fields"][i])
         source = raw.get("renamed_from")
         if source is not None:
+            if source in matched or source in submitted_names:
+                plan.errors.append(
+                    FieldError(
+                        f"/fields/{i}/renamed_from",
+                        "conflict",
+                        f"{source!r} is kept or renamed by another field too",
+                    )
+                )
+                continue
             if source not in old_active:
                 plan.errors.append(
                     FieldError(

@@ -131,17 +131,25 @@ def _decimal(field: FieldDef, value: Any) -> Decimal:
         raise ValueProblem("type", "must be a number") from None
     if not number.is_finite():
         raise ValueProblem("type", "must be a finite number")
-    exponent = number.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > field.scale and number != round(number, field.scale):
-        raise ValueProblem("scale", f"must have at most {field.scale} decimal places")
-    number = round(number, field.scale) if -exponent > field.scale else number
-    digits_before_point = len(str(abs(int(number)))) if abs(number) >= 1 else 0
-    if digits_before_point > field.precision - field.scale:
+    # Magnitude first, from the exponent alone: huge exponents must not cost time or crash.
+    whole_digits = max(number.adjusted() + 1, 0) if number else 0
+    if whole_digits > field.precision - field.scale:
         raise ValueProblem(
             "range", f"must have at most {field.precision - field.scale} digits before the point"
         )
-    return _bounded(field, number, Decimal)
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > field.scale:
+        rounded = round(number, field.scale)
+        if rounded != number:
+            raise ValueProblem("scale", f"must have at most {field.scale} decimal places")
+        number = rounded
+    return _bounded(field, number, _decimal_bound)
+
+
+def _decimal_bound(bound: Any) -> Decimal:
+    """A bound written as a JSON number means the decimal it shows, not its binary float."""
+    return Decimal(repr(bound)) if isinstance(bound, float) else Decimal(str(bound))
 
 
 def _boolean(_field: FieldDef, value: Any) -> bool:

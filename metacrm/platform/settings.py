@@ -25,7 +25,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         port = env.get("METACRM_PORT", "8000")
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ValueError(f"METACRM_PORT must be a port number, not {port!r}")
         return cls(
             database_url=env.get("METACRM_DATABASE_URL") or DEFAULT_DATABASE_URL,

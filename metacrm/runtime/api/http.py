@@ -25,7 +25,7 @@ async def read_json(request: Request) -> Any:
     if media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaType(f"send JSON (application/json), not {media or 'nothing'}")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     body = bytearray()
     async for chunk in request.stream():

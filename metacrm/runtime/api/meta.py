@@ -135,7 +135,7 @@ async def entity_versions(request: Request) -> Response:
 
 async def restore_version(request: Request) -> Response:
     name, raw = request.path_params["name"], request.path_params["version"]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise BadRequest("the version must be a whole number")
     result = await _runtime(request).run(
         request, lambda w: _designer(w).restore(name, int(raw)), write=True, admin=True
