@@ -5,8 +5,10 @@ SQLite gets WAL, foreign keys, a busy timeout and case-sensitive LIKE on every c
 
 from __future__ import annotations
 
+import itertools
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -14,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "metacrm_write"
+OPTIMIZE_EVERY_CHECKINS = 5000
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -48,6 +51,8 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("check_same_thread", False)
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    kwargs.setdefault("pool_size", 16)
+    kwargs.setdefault("max_overflow", 16)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -66,6 +71,15 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
 
+    checkins = itertools.count(1)
+
+    @event.listens_for(engine, "checkin")
+    def _now_and_then_optimize(dbapi_conn: Any, _record: Any) -> None:
+        # Keeps planner statistics fresh as tables grow; cheap when nothing needs doing.
+        if next(checkins) % OPTIMIZE_EVERY_CHECKINS == 0:
+            with suppress(sqlite3.Error):  # busy: the next round will do it
+                dbapi_conn.execute("PRAGMA optimize")
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A writer takes the lock up front (IMMEDIATE), so two writers queue on busy_timeout
@@ -75,6 +89,21 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
     return engine
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Give SQLite's query planner row statistics (PostgreSQL's autovacuum keeps its own).
+
+    Without them SQLite may pick a poor index for a filtered, sorted list — e.g. walk every
+    row of one stage and sort, instead of reading the amount index in order. The limit keeps
+    this to milliseconds on large tables.
+    """
+    if not is_sqlite(engine):
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
 
 
 @contextmanager

@@ -89,7 +89,7 @@ def create_token(conn: Connection, user: User, name: str = "api") -> str:
 
 # Selected once: the token lookup runs on every authenticated request.
 _token_lookup = (
-    select(users)
+    select(users.c.id, users.c.email, users.c.name, users.c.role, users.c.is_admin)
     .join(api_tokens, api_tokens.c.user_id == users.c.id)
     .where(api_tokens.c.revoked_at.is_(None), users.c.is_active.is_(True))
 )

@@ -17,6 +17,7 @@ from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_json
 from metacrm.platform.errors import BadRequest
 from metacrm.runtime.cursor import decode_cursor, encode_cursor
+from metacrm.runtime.output import records_json
 from metacrm.runtime.rules import Scope, check, parse
 from metacrm.runtime.rules.operators import BOOLEAN
 
@@ -95,7 +96,7 @@ def list_records(service: RecordService, entity: EntityDef, query: ListQuery) ->
     rows = service.conn.execute(stmt.limit(query.limit + 1)).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    data = [service.to_json(entity, row, query.fields) for row in rows]
+    data = records_json(entity, rows, query.fields)
     if query.expand:
         service.expand(entity, data, query.expand)
     next_cursor = None

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, select, update
 from sqlalchemy.exc import IntegrityError
 
-from metacrm.metadata.model import EntityDef, FieldDef
+from metacrm.metadata.model import EntityDef
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_json, to_storage
 from metacrm.platform.clock import as_utc, utcnow
 from metacrm.platform.errors import (
@@ -31,10 +31,9 @@ from metacrm.platform.users import User
 from metacrm.runtime.autonumber import next_autonumber
 from metacrm.runtime.catalog import Catalog
 from metacrm.runtime.listing import ListQuery, list_records
+from metacrm.runtime.output import records_json
 from metacrm.runtime.record_schema import input_validator, writable
 from metacrm.runtime.rules import SqlCompiler
-
-HIDDEN_IN_OUTPUT = frozenset({"deleted_at"})
 
 
 @dataclass
@@ -90,15 +89,7 @@ class RecordService:
     def to_json(
         self, entity: EntityDef, row: Any, fields: Sequence[str] | None = None
     ) -> dict[str, Any]:
-        mapping = row._mapping
-        names = ("id", *fields) if fields else None
-        out: dict[str, Any] = {}
-        for f in entity.all_fields:
-            if f.name in HIDDEN_IN_OUTPUT or (names is not None and f.name not in names):
-                continue
-            if f.name in mapping:
-                out[f.name] = to_json(from_storage(_as_stored(f), mapping[f.name]))
-        return out
+        return records_json(entity, [row], fields)[0]
 
     def expand(
         self, entity: EntityDef, records: list[dict[str, Any]], names: Sequence[str]
@@ -115,10 +106,12 @@ class RecordService:
             ids = {r[name] for r in records if isinstance(r.get(name), str)}
             if not ids:
                 continue
+            compiler = self.compiler(target)
+            stmt = compiler.apply(self.select_records(target, compiler))
             rows = self.conn.execute(
-                select(table).where(table.c.id.in_(ids), table.c.deleted_at.is_(None))
-            )
-            found = {row.id: self.to_json(target, row) for row in rows}
+                stmt.where(table.c.id.in_(ids), table.c.deleted_at.is_(None))
+            ).all()
+            found = {r["id"]: r for r in records_json(target, rows)}
             for record in records:
                 value = record.get(name)
                 if isinstance(value, str):
@@ -331,13 +324,6 @@ class RecordService:
                         FieldError(name, "not_found", f"no active user with id {value!r}")
                     )
         return errors
-
-
-def _as_stored(field: FieldDef) -> FieldDef:
-    """A formula's value is read like a stored field of its result type."""
-    if field.type != "formula":
-        return field
-    return FieldDef.from_doc({"name": field.name, "type": field.doc.get("result_type", "text")})
 
 
 def _owner(raw: Any) -> str:

@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from metacrm.platform.app import create_app, health_route
-from metacrm.platform.db import make_engine, reading
+from metacrm.platform.db import make_engine, reading, refresh_statistics
 from metacrm.platform.errors import MetacrmError
 from metacrm.platform.install import SECRET_KEY, is_installed, stored_setting
 from metacrm.platform.settings import Settings
@@ -60,6 +60,7 @@ def build_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     engine = engine or make_engine(settings.database_url)
     if not is_installed(engine):
         raise MetacrmError("the database is not initialised; run `metacrm init` first")
+    refresh_statistics(engine)
     with reading(engine) as conn:
         secret = settings.secret_key or stored_setting(conn, SECRET_KEY) or ""
     templates = Environment(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -73,6 +73,7 @@ def _parser() -> Lark:
     )
 
 
+@lru_cache(maxsize=2048)
 def parse(text: str) -> ast.Node:
     """Parse one expression; raise RuleError with a position for anything that is not one."""
     _check_input(text)
