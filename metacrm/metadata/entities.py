@@ -142,6 +142,7 @@ class EntityDesigner:
         return self.replace(name, document, action="hide")
 
     def restore(self, name: str, version: int) -> DesignResult:
+        self.current(name)
         document = store.version_document(self.conn, store.ENTITY, name, version)
         document.pop("hidden_fields", None)
         return self.replace(name, document, action=f"restore:{version}")

@@ -180,6 +180,27 @@ def _autonumber_errors(pattern: str | None, where: str) -> list[FieldError]:
     return []
 
 
+def nul_errors(value: Any, at: str = "") -> list[FieldError]:
+    """Every string in a document that holds a NUL character (no database keeps it)."""
+    if isinstance(value, str):
+        return (
+            [FieldError(at, "format", "must not contain NUL characters")] if "\x00" in value else []
+        )
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            step = str(key).replace("~", "~0").replace("/", "~1")
+            if "\x00" in str(key):
+                found.append(
+                    FieldError(f"{at}/{step}", "format", "must not contain NUL characters")
+                )
+            found.extend(nul_errors(item, f"{at}/{step}"))
+        return found
+    if isinstance(value, list):
+        return [e for i, item in enumerate(value) for e in nul_errors(item, f"{at}/{i}")]
+    return []
+
+
 def validate_entity(
     doc: Any,
     known_entities: Iterable[str],
@@ -189,6 +210,7 @@ def validate_entity(
     besides the entity itself."""
     # Each field is checked on its own below, so every field's problems are reported once.
     errors = [e for e in schema_errors("entity", doc) if not e.field.startswith("/fields/")]
+    errors.extend(nul_errors(doc))
     if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
         return errors
     name = doc["name"]

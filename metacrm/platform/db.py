@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "metacrm_write"
 OPTIMIZE_EVERY_CHECKINS = 5000
+# Rows ANALYZE samples per index: enough to tell a 1-in-5 picklist from a unique amount.
+ANALYSIS_LIMIT = 10_000
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -69,6 +71,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA case_sensitive_like=ON")
+        cursor.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
         cursor.close()
 
     checkins = itertools.count(1)
@@ -101,7 +104,7 @@ def refresh_statistics(engine: Engine) -> None:
     if not is_sqlite(engine):
         return
     with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
 

@@ -30,7 +30,7 @@ from metacrm.platform.systables import record_history, users
 from metacrm.platform.users import User
 from metacrm.runtime.autonumber import next_autonumber
 from metacrm.runtime.catalog import Catalog
-from metacrm.runtime.listing import ListQuery, list_records
+from metacrm.runtime.listing import ListQuery, check_names, list_records
 from metacrm.runtime.output import records_json
 from metacrm.runtime.record_schema import input_validator, writable
 from metacrm.runtime.rules import SqlCompiler
@@ -55,6 +55,8 @@ class RecordService:
         expand: Sequence[str] = (),
     ) -> dict[str, Any]:
         entity = self.catalog.entity(entity_name)
+        if fields:
+            check_names(entity, fields, "fields")
         row = self._row(entity, record_id)
         record = self.to_json(entity, row, fields)
         if expand:
@@ -327,7 +329,7 @@ class RecordService:
 
 
 def _owner(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw:
+    if not isinstance(raw, str) or not raw or len(raw) > 26 or "\x00" in raw:
         raise ValueProblem("type", "must be a user id")
     return raw
 

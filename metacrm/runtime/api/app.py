@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from metacrm.platform.app import create_app, health_route
 from metacrm.platform.db import make_engine, reading, refresh_statistics
-from metacrm.platform.errors import MetacrmError
+from metacrm.platform.errors import MetacrmError, NotFound
 from metacrm.platform.install import SECRET_KEY, is_installed, stored_setting
 from metacrm.platform.settings import Settings
 from metacrm.runtime.api import meta, openapi, records
@@ -51,6 +51,9 @@ def _routes() -> list[Route]:
 
 def _dispatch(methods: dict[str, object]):  # type: ignore[no-untyped-def]
     async def endpoint(request):  # type: ignore[no-untyped-def]
+        # No name or id we make has a NUL; PostgreSQL would refuse to even look one up.
+        if any("\x00" in value for value in request.path_params.values()):
+            raise NotFound("no such resource")
         return await methods[request.method](request)  # type: ignore[operator]
 
     return endpoint

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from metacrm.platform.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY_BYTES = 1_048_576
+MAX_DEPTH = 32
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
 
 
@@ -33,11 +34,27 @@ async def read_json(request: Request) -> Any:
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        return json.loads(bytes(body).decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(bytes(body).decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise BadRequest("the body is not UTF-8") from None
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if _depth_exceeds(document, MAX_DEPTH):
+        raise BadRequest(f"the body nests deeper than {MAX_DEPTH} levels")
+    return document
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Iterative, so a pathological body can't exhaust the stack while being measured."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return False
 
 
 def _default(value: Any) -> Any:

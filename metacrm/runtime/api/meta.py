@@ -11,7 +11,7 @@ from starlette.responses import Response
 from metacrm.metadata import store
 from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
 from metacrm.metadata.model import EntityDef
-from metacrm.platform.errors import BadRequest
+from metacrm.platform.errors import BadRequest, NotFound
 from metacrm.runtime.api.context import Runtime, Work
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.api.params import parse_bool
@@ -137,6 +137,8 @@ async def restore_version(request: Request) -> Response:
     name, raw = request.path_params["name"], request.path_params["version"]
     if not (raw.isascii() and raw.isdigit()):
         raise BadRequest("the version must be a whole number")
+    if len(raw) > 9:
+        raise NotFound(f"entity {name!r} has no version {raw}")
     result = await _runtime(request).run(
         request, lambda w: _designer(w).restore(name, int(raw)), write=True, admin=True
     )

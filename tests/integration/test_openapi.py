@@ -1,0 +1,250 @@
+"""The OpenAPI document (API.md, "HTTP basics"): valid OpenAPI 3.1, generated from the metadata as
+it is now, and honoured by the API itself, as a bounded schemathesis run over it shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from conftest import ACCOUNT, OPPORTUNITY, Api
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator, FormatChecker
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+OPENAPI = "/api/v1/openapi.json"
+RECORDS = "/api/v1/records"
+META = "/api/v1/meta/entities"
+
+# About 900 generated requests in all (23 operations, each half valid and half off the document
+# in one place): enough to find a 500, about ten seconds on SQLite.
+EXAMPLES_PER_OPERATION = 40
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+    content_type_conformance,
+]
+
+
+@pytest.fixture
+def crm(api: Api) -> Api:
+    api.make_entity(ACCOUNT)
+    api.make_entity(OPPORTUNITY)
+    return api
+
+
+def openapi(api: Api) -> dict[str, Any]:
+    response = api.get(OPENAPI)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    return response.json()
+
+
+def create(api: Api, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = api.post(f"{RECORDS}/{entity}", body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+# ---- the document ----------------------------------------------------------------------------
+
+
+def test_openapi_json_is_a_valid_openapi_3_1_document(crm: Api) -> None:
+    document = openapi(crm)
+    assert document["openapi"].startswith("3.1")
+    validate(document, cls=OpenAPIV31SpecValidator)
+
+
+def test_openapi_json_is_valid_without_any_entities(api: Api) -> None:
+    validate(openapi(api), cls=OpenAPIV31SpecValidator)
+
+
+def test_openapi_describes_the_records_endpoints_of_every_entity(crm: Api) -> None:
+    paths = openapi(crm)["paths"]
+    for entity in ("account", "opportunity"):
+        assert set(paths[f"{RECORDS}/{entity}"]) >= {"get", "post"}
+        assert set(paths[f"{RECORDS}/{entity}/{{id}}"]) >= {"get", "patch", "delete"}
+        assert "post" in paths[f"{RECORDS}/{entity}/{{id}}/restore"]
+        assert "get" in paths[f"{RECORDS}/{entity}/{{id}}/history"]
+    assert set(paths[META]) >= {"get", "post"}
+    assert set(paths[f"{META}/{{name}}"]) >= {"get", "put"}
+    assert "post" in paths[f"{META}/{{name}}/fields"]
+    assert set(paths[f"{META}/{{name}}/fields/{{field}}"]) >= {"patch", "delete"}
+
+
+def test_openapi_has_a_record_schema_and_an_input_schema_per_entity(crm: Api) -> None:
+    schemas = openapi(crm)["components"]["schemas"]
+    assert {"Account", "AccountInput", "Opportunity", "OpportunityInput"} <= set(schemas)
+    record = schemas["Opportunity"]["properties"]
+    for name in ("id", "version", "owner", "created_at", "updated_at", "name", "amount", "tags"):
+        assert name in record, name
+    assert "deleted_at" not in record
+    assert set(record["stage"]["enum"]) >= {"qualify", "proposal", "negotiation", "won", "lost"}
+    accepted = schemas["OpportunityInput"]
+    assert accepted["additionalProperties"] is False
+    assert "number" in accepted["properties"]  # an autonumber: described, never accepted
+    assert set(schemas["Account"]["properties"]) >= {"id", "name", "industry", "website"}
+
+
+def test_records_the_api_returns_match_their_published_schema(crm: Api) -> None:
+    account = create(crm, "account", {"name": "Acme", "industry": "retail"})
+    opportunity = create(
+        crm,
+        "opportunity",
+        {
+            "name": "Big deal",
+            "amount": "1200.50",
+            "account": account["id"],
+            "close_date": "2030-01-31",
+            "tags": ["hot"],
+            "email": "buyer@example.com",
+        },
+    )
+    schemas = openapi(crm)["components"]["schemas"]
+    checker = FormatChecker()
+    Draft202012Validator(schemas["Account"], format_checker=checker).validate(account)
+    Draft202012Validator(schemas["Opportunity"], format_checker=checker).validate(opportunity)
+    expanded = crm.get(f"{RECORDS}/opportunity/{opportunity['id']}", params={"expand": "account"})
+    assert expanded.status_code == 200, expanded.text
+    Draft202012Validator(schemas["Opportunity"], format_checker=checker).validate(expanded.json())
+
+
+def test_a_field_added_through_the_metadata_api_is_in_the_next_document(crm: Api) -> None:
+    before = openapi(crm)["components"]["schemas"]
+    assert "discount" not in before["Opportunity"]["properties"]
+    response = crm.post(
+        f"{META}/opportunity/fields", {"name": "discount", "type": "integer", "min": 0}
+    )
+    assert response.status_code == 201, response.text
+    after = openapi(crm)
+    validate(after, cls=OpenAPIV31SpecValidator)
+    schemas = after["components"]["schemas"]
+    assert "integer" in schemas["Opportunity"]["properties"]["discount"]["type"]
+    assert "integer" in schemas["OpportunityInput"]["properties"]["discount"]["type"]
+
+
+def test_a_new_entity_gets_paths_and_schemas_in_the_next_document(crm: Api) -> None:
+    assert f"{RECORDS}/contact" not in openapi(crm)["paths"]
+    crm.make_entity(
+        {
+            "name": "contact",
+            "label": {"en": "Contact"},
+            "fields": [{"name": "full_name", "type": "text", "required": True}],
+        }
+    )
+    after = openapi(crm)
+    validate(after, cls=OpenAPIV31SpecValidator)
+    assert f"{RECORDS}/contact" in after["paths"]
+    assert "full_name" in after["components"]["schemas"]["Contact"]["properties"]
+
+
+def test_the_docs_page_is_html(api: Api) -> None:
+    response = api.get("/api/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<html" in response.text.lower()
+    assert OPENAPI in response.text
+
+
+# ---- the API against its own document --------------------------------------------------------
+
+
+def _seed(api: Api) -> dict[str, list[str]]:
+    api.make_entity(ACCOUNT)
+    api.make_entity(OPPORTUNITY)
+    acme = create(api, "account", {"name": "Acme", "industry": "retail"})
+    globex = create(api, "account", {"name": "Globex", "website": "https://globex.example"})
+    deals = [
+        create(
+            api, "opportunity", {"name": "Big deal", "amount": "1200.50", "account": acme["id"]}
+        ),
+        create(api, "opportunity", {"name": "Small deal", "close_date": "2030-06-30"}),
+    ]
+    return {
+        "account": [acme["id"], globex["id"]],
+        "opportunity": [deal["id"] for deal in deals],
+    }
+
+
+def _real_path_values(operation: Any, ids: dict[str, list[str]]) -> st.SearchStrategy[Any]:
+    """Sometimes point a generated request at a seeded record or a real entity, not a made-up
+    one, so the handlers past the 404 are exercised too."""
+    path = operation.path
+    if path.startswith(RECORDS) and "{id}" in path:
+        entity = path.removeprefix(f"{RECORDS}/").split("/")[0]
+        return st.one_of(st.none(), st.sampled_from([("id", i) for i in ids[entity]]))
+    if path.startswith(f"{META}/{{name}}"):
+        return st.one_of(st.none(), st.sampled_from([("name", e) for e in ids]))
+    return st.none()
+
+
+def _cases(operation: Any) -> st.SearchStrategy[Any]:
+    """Valid requests, and requests that break the document in one place (which must get a 4xx,
+    never a 5xx)."""
+    return st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
+
+
+def _send(api: Api, case: Any) -> httpx.Response:
+    """Send a generated request through the test client, which turns an unhandled exception into
+    the 500 a real server would answer, so the checks see it and print the request."""
+    request = case.as_transport_kwargs(base_url=str(api.client.base_url))
+    # Always signed in: negative cases would otherwise spend a fifth of the budget on 401s.
+    headers = {**request.get("headers", {}), **api.headers()}
+    return api.client.request(
+        request["method"],
+        request["url"],
+        params=request.get("params"),
+        # Bytes, as a server reads them: generated header values may be any latin-1 text.
+        headers={k: v.encode("latin-1") for k, v in headers.items()},
+        json=request.get("json"),
+        content=request.get("data"),
+    )
+
+
+def test_schemathesis_finds_no_server_errors_and_no_response_breaking_the_document(
+    sqlite_api: Api,
+) -> None:
+    ids = _seed(sqlite_api)
+    schema = schemathesis.openapi.from_dict(openapi(sqlite_api)).include(
+        path_regex=r"^/api/v1/(records|meta)/"
+    )
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 20
+    found: list[str] = []
+
+    for operation in operations:
+
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate, Phase.shrink],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=_cases(operation), real=_real_path_values(operation, ids))
+        def exercise(case: Any, real: tuple[str, str] | None) -> None:
+            if real is not None:
+                case.path_parameters[real[0]] = real[1]
+            response = _send(sqlite_api, case)
+            case.validate_response(response, checks=CHECKS, headers=sqlite_api.headers())
+
+        try:
+            exercise()
+        except (Exception, BaseExceptionGroup) as failure:
+            found.append(f"{operation.label}:\n{failure}")
+
+    assert not found, "\n\n".join(found)
