@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, update
 
 from metacrm.platform.clock import as_utc, utcnow
 from metacrm.platform.errors import NotFound
@@ -67,13 +67,6 @@ def get(conn: Connection, kind: str, name: str) -> StoredDocument | None:
         select(meta_documents).where(meta_documents.c.kind == kind, meta_documents.c.name == name)
     ).first()
     return StoredDocument(kind, name, row.version, row.document) if row else None
-
-
-def require(conn: Connection, kind: str, name: str) -> StoredDocument:
-    found = get(conn, kind, name)
-    if found is None:
-        raise NotFound(f"no {kind} named {name!r}")
-    return found
 
 
 def save(
@@ -138,12 +131,6 @@ def version_document(conn: Connection, kind: str, name: str, version: int) -> di
     if row is None:
         raise NotFound(f"{kind} {name!r} has no version {version}")
     return copy.deepcopy(row.document)
-
-
-def count(conn: Connection, kind: str) -> int:
-    return conn.execute(
-        select(func.count()).select_from(meta_documents).where(meta_documents.c.kind == kind)
-    ).scalar_one()
 
 
 def diff_documents(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -67,10 +67,6 @@ class NotFound(MetacrmError):
     status, title, type_slug = 404, "Not found", "not-found"
 
 
-class MethodNotAllowed(MetacrmError):
-    status, title, type_slug = 405, "Method not allowed", "method-not-allowed"
-
-
 class Conflict(MetacrmError):
     status, title, type_slug = 409, "Conflict", "conflict"
 

@@ -11,7 +11,7 @@ from metacrm.platform.clock import utcnow
 from metacrm.platform.errors import Conflict, FieldError, NotFound, Unprocessable
 from metacrm.platform.ids import new_id
 from metacrm.platform.security import hash_password, hash_token, new_token
-from metacrm.platform.systables import api_tokens, users
+from metacrm.platform.systables import api_tokens, meta_stamp, users
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 8
@@ -87,17 +87,33 @@ def create_token(conn: Connection, user: User, name: str = "api") -> str:
     return token
 
 
-# Selected once: the token lookup runs on every authenticated request.
+# Built once: the token lookup runs on every authenticated request. It brings the metadata
+# stamp along, so a request needs one round trip before its real work.
 _token_lookup = (
-    select(users.c.id, users.c.email, users.c.name, users.c.role, users.c.is_admin)
+    select(
+        users.c.id,
+        users.c.email,
+        users.c.name,
+        users.c.role,
+        users.c.is_admin,
+        select(meta_stamp.c.stamp).where(meta_stamp.c.id == 1).scalar_subquery().label("stamp"),
+    )
     .join(api_tokens, api_tokens.c.user_id == users.c.id)
     .where(api_tokens.c.revoked_at.is_(None), users.c.is_active.is_(True))
 )
 
 
-def user_for_token(conn: Connection, token: str) -> User | None:
+@dataclass(frozen=True)
+class Session:
+    """Who is calling, and the metadata stamp their transaction sees."""
+
+    user: User
+    meta_stamp: int
+
+
+def authenticate(conn: Connection, token: str) -> Session | None:
     row = conn.execute(_token_lookup.where(api_tokens.c.token_hash == hash_token(token))).first()
-    return _user(row) if row else None
+    return Session(_user(row), row.stamp or 0) if row else None
 
 
 def _user(row: object) -> User:

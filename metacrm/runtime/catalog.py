@@ -54,8 +54,10 @@ class CatalogCache:
         self._current = Catalog(stamp=-1)
         self._lock = threading.Lock()
 
-    def snapshot(self, conn: Connection) -> Catalog:
-        stamp = store.current_stamp(conn)
+    def snapshot(self, conn: Connection, stamp: int | None = None) -> Catalog:
+        """The catalog for the stamp this transaction sees (read now unless given)."""
+        if stamp is None:
+            stamp = store.current_stamp(conn)
         current = self._current
         if current.stamp == stamp:
             return current

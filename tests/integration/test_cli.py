@@ -14,6 +14,8 @@ from sqlalchemy import inspect
 
 from metacrm.platform.db import make_engine
 
+ADD_REP = ("user", "create", "--email", "rep@example.com", "--password", "long-enough-pw")
+
 
 def metacrm(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "METACRM_DATABASE_URL": url}
@@ -35,31 +37,13 @@ def test_init_is_idempotent_and_users_get_tokens(database_url: str, tmp_path: Pa
     assert credentials["password"] in first.stdout
     again = metacrm(database_url, tmp_path, "init")
     assert again.returncode == 0, again.stderr
-    made = metacrm(
-        database_url,
-        tmp_path,
-        "user",
-        "create",
-        "--email",
-        "rep@example.com",
-        "--password",
-        "long-enough-pw",
-    )
+    made = metacrm(database_url, tmp_path, *ADD_REP)
     assert made.returncode == 0, made.stderr
     token = metacrm(database_url, tmp_path, "token", "create", "--user", "rep@example.com")
     assert token.returncode == 0
     lines = token.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("mcrm_")
-    duplicate = metacrm(
-        database_url,
-        tmp_path,
-        "user",
-        "create",
-        "--email",
-        "rep@example.com",
-        "--password",
-        "long-enough-pw",
-    )
+    duplicate = metacrm(database_url, tmp_path, *ADD_REP)
     assert duplicate.returncode != 0
     assert duplicate.stderr.count("\n") == 1 and "already exists" in duplicate.stderr
     unknown = metacrm(database_url, tmp_path, "token", "create", "--user", "nobody@example.com")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from metacrm.platform.db import reading, writing
 from metacrm.platform.errors import Forbidden, Unauthorized
 from metacrm.platform.settings import Settings
-from metacrm.platform.users import User, user_for_token
+from metacrm.platform.users import User, authenticate
 from metacrm.runtime.catalog import Catalog, CatalogCache
 from metacrm.runtime.records import RecordService
 
@@ -53,13 +53,13 @@ class Runtime:
 
     def _run(self, token: str, fn: Callable[[Work], T], write: bool, admin: bool) -> T:
         with (writing if write else reading)(self.engine) as conn:
-            user = user_for_token(conn, token)
-            if user is None:
+            session = authenticate(conn, token)
+            if session is None:
                 raise Unauthorized("the token is not valid")
-            if admin and not user.is_admin:
+            if admin and not session.user.is_admin:
                 raise Forbidden("only admins may change metadata")
-            catalog = self.catalogs.snapshot(conn)
-            return fn(Work(conn, user, catalog, self.secret))
+            catalog = self.catalogs.snapshot(conn, session.meta_stamp)
+            return fn(Work(conn, session.user, catalog, self.secret))
 
 
 def _bearer(request: Request) -> str:
