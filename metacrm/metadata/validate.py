@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -25,9 +26,25 @@ from metacrm.metadata.types import (
 from metacrm.metadata.values import ValueProblem, coerce
 from metacrm.platform.errors import FieldError
 
-# Checks a rule-language expression in the context of an entity document; returns the problems.
-# The runtime owns the rule language, so it hands this in (metadata never imports runtime).
-ExpressionChecker = Callable[[dict[str, Any], str, str], list[FieldError]]
+
+@dataclass(frozen=True)
+class ExpressionSite:
+    """A rule-language expression inside a document: where it is and what it must give."""
+
+    pointer: str
+    expression: str
+    # "boolean" for conditions, a value kind for formulas and default expressions.
+    expect: str | None
+    # Whether old.x and changed(x) make sense here (a change is in view).
+    sees_change: bool = False
+
+
+# Checks an expression in the context of an entity document; returns the problems. The runtime
+# owns the rule language, so it hands this in (metadata never imports runtime).
+ExpressionChecker = Callable[[dict[str, Any], ExpressionSite], list[FieldError]]
+
+# Field options that hold conditions on the record as it would be saved.
+CONDITION_OPTIONS = ("required_if", "visible_if", "read_only_if")
 
 _AUTONUMBER_TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|seq:\d{1,2})\}")
 COMMON_FIELD_OPTIONS = frozenset(
@@ -42,6 +59,8 @@ COMMON_FIELD_OPTIONS = frozenset(
         "read_only",
         "default",
         "renamed_from",
+        "default_expr",
+        *CONDITION_OPTIONS,
     }
 )
 
@@ -133,6 +152,20 @@ def validate_field(
     if type_name == "boolean" and doc.get("unique"):
         errors.append(FieldError(f"{where}/unique", "not_allowed", "a boolean can't be unique"))
     errors.extend(_bounds_errors(field, where))
+    if "default" in doc and "default_expr" in doc:
+        errors.append(
+            FieldError(
+                f"{where}/default_expr", "conflict", "give a default or a default_expr, not both"
+            )
+        )
+    if type_name in ("formula", "autonumber"):
+        for option in ("default_expr", *CONDITION_OPTIONS):
+            if option in doc and option != "visible_if":
+                errors.append(
+                    FieldError(
+                        f"{where}/{option}", "not_allowed", f"a {type_name} takes no {option}"
+                    )
+                )
     if "default" in doc and type_name not in ("formula", "autonumber"):
         try:
             coerce(field, doc["default"])
@@ -201,6 +234,31 @@ def nul_errors(value: Any, at: str = "") -> list[FieldError]:
     return []
 
 
+def expression_sites(doc: dict[str, Any]) -> list[ExpressionSite]:
+    """Every rule-language expression an entity document holds."""
+    sites = []
+    for i, field in enumerate(doc.get("fields", [])):
+        kind = FieldDef.from_doc(field).value_kind if field.get("type") in FIELD_TYPES else None
+        if field.get("type") == "formula" and "expression" in field:
+            sites.append(
+                ExpressionSite(
+                    f"/fields/{i}/expression", field["expression"], field.get("result_type")
+                )
+            )
+        if "default_expr" in field:
+            sites.append(ExpressionSite(f"/fields/{i}/default_expr", field["default_expr"], kind))
+        for option in CONDITION_OPTIONS:
+            if option in field:
+                sites.append(ExpressionSite(f"/fields/{i}/{option}", field[option], "boolean"))
+    for i, rule in enumerate(doc.get("validation_rules", [])):
+        for key in ("condition", "when"):
+            if key in rule:
+                sites.append(
+                    ExpressionSite(f"/validation_rules/{i}/{key}", rule[key], "boolean", True)
+                )
+    return sites
+
+
 def validate_entity(
     doc: Any,
     known_entities: Iterable[str],
@@ -254,11 +312,6 @@ def validate_entity(
                 )
             )
     if check_expression is not None and not errors:
-        for i, field in enumerate(fields):
-            if field.get("type") == "formula" and "expression" in field:
-                errors.extend(check_expression(doc, field["expression"], f"/fields/{i}/expression"))
-        for i, rule in enumerate(rules):
-            for key in ("condition", "when"):
-                if key in rule:
-                    errors.extend(check_expression(doc, rule[key], f"/validation_rules/{i}/{key}"))
+        for site in expression_sites(doc):
+            errors.extend(check_expression(doc, site))
     return errors

@@ -32,6 +32,7 @@ from metacrm.runtime.autonumber import next_autonumber
 from metacrm.runtime.catalog import Catalog
 from metacrm.runtime.listing import ListQuery, check_names, list_records
 from metacrm.runtime.output import records_json
+from metacrm.runtime.record_rules import WriteContext, apply_default_expressions, rule_errors
 from metacrm.runtime.record_schema import input_validator, writable
 from metacrm.runtime.rules import SqlCompiler
 
@@ -119,13 +120,19 @@ class RecordService:
                 if isinstance(value, str):
                     record[name] = found.get(value, {"id": value})
 
+    def write_context(self) -> WriteContext:
+        return WriteContext(self.conn, self.catalog, self.user_values(), self.now)
+
+    def user_values(self) -> dict[str, Any]:
+        return {"id": self.user.id, "role": self.user.role, "org_unit": None}
+
     def compiler(self, entity: EntityDef) -> SqlCompiler:
         """Compiles filters, sorts and formulas over the entity's table for this caller."""
         return SqlCompiler(
             entity,
             self.catalog.table(entity.name),
             self.catalog.table,
-            {"id": self.user.id, "role": self.user.role, "org_unit": None},
+            self.user_values(),
             self.now,
             resolve_entity=self.catalog.find,
         )
@@ -155,20 +162,21 @@ class RecordService:
     def create(self, entity_name: str, data: Any) -> dict[str, Any]:
         entity = self.catalog.entity(entity_name)
         table = self.catalog.table(entity.name)
-        values = self._validated(entity, data, existing=None)
-        for f in entity.fields:
-            if f.type == "autonumber":
-                values[f.name] = next_autonumber(self.conn, entity.name, f, self.now)
         record_id = new_id()
         system = {
             "id": record_id,
-            "owner": values.pop("owner", None) or self.user.id,
+            "owner": self.user.id,
             "created_at": self.now,
             "created_by": self.user.id,
             "updated_at": self.now,
             "updated_by": self.user.id,
             "version": 1,
         }
+        values = self._validated(entity, data, existing=None, base=system)
+        for f in entity.fields:
+            if f.type == "autonumber":
+                values[f.name] = next_autonumber(self.conn, entity.name, f, self.now)
+        system["owner"] = values.pop("owner", None) or self.user.id
         row = {**system, **{k: to_storage(entity.field_map[k], v) for k, v in values.items()}}
         self._write(entity, lambda: self.conn.execute(table.insert().values(row)))
         changes = {k: [None, to_json(v)] for k, v in values.items() if v is not None}
@@ -184,7 +192,7 @@ class RecordService:
         row = self._row(entity, record_id)
         self._check_version(entity, row, if_match)
         current = {f.name: from_storage(f, row._mapping[f.name]) for f in entity.stored_columns}
-        values = self._validated(entity, data, existing=current)
+        values = self._validated(entity, data, existing=current, base=current)
         changed = {k: v for k, v in values.items() if current.get(k) != v}
         if not changed:
             return self.to_json(entity, row)
@@ -272,7 +280,11 @@ class RecordService:
     # ---- validation ----------------------------------------------------------------------
 
     def _validated(
-        self, entity: EntityDef, data: Any, existing: dict[str, Any] | None
+        self,
+        entity: EntityDef,
+        data: Any,
+        existing: dict[str, Any] | None,
+        base: dict[str, Any],
     ) -> dict[str, Any]:
         """Coerced values for every field the client sent (and defaults on create); raises with
         every field error at once."""
@@ -293,16 +305,19 @@ class RecordService:
                 values[name] = coerce(f, raw) if name != "owner" else _owner(raw)
             except ValueProblem as problem:
                 errors.append(FieldError(name, problem.code, problem.message))
+        context = self.write_context()
         if existing is None:
             for f in entity.fields:
                 if f.name not in data and f.has_default and writable(f):
                     values[f.name] = coerce(f, f.default)
+            errors.extend(apply_default_expressions(context, entity, values, data))
+        after = {**base, **values}
         for f in entity.fields:
-            if not f.required or not writable(f) or f.name in reported:
-                continue
-            value = values[f.name] if f.name in values else (existing or {}).get(f.name)
-            if _blank(value):
+            if f.required and writable(f) and f.name not in reported and _blank(after.get(f.name)):
                 errors.append(FieldError(f.name, "required", "is required"))
+        if not errors:
+            # Rules see a record whose every value is valid; a rule can't judge garbage.
+            errors.extend(rule_errors(context, entity, after, existing, data))
         errors.extend(self._reference_errors(entity, values))
         if errors:
             raise Unprocessable(f"the {entity.name} is not valid", errors=_dedupe(errors))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from metacrm.metadata.validate import pointer, validate_entity, validate_field
+from metacrm.metadata.validate import ExpressionSite, pointer, validate_entity, validate_field
 from metacrm.platform.errors import FieldError
 
 KNOWN = {"account"}
@@ -497,27 +497,54 @@ def test_validation_rule_names_must_be_unique_and_fields_known() -> None:
     }
 
 
-def test_expression_checker_sees_formulas_and_rules_with_their_pointers() -> None:
-    seen: list[tuple[str, str]] = []
+def test_expression_checker_sees_every_expression_with_its_pointer_and_expectation() -> None:
+    seen: list[tuple[str, str, str | None, bool]] = []
 
-    def checker(doc: dict[str, Any], expression: str, where: str) -> list[FieldError]:
-        seen.append((expression, where))
-        return [FieldError(where, "expression", "bad")] if expression == "bad" else []
+    def checker(doc: dict[str, Any], site: ExpressionSite) -> list[FieldError]:
+        seen.append((site.expression, site.pointer, site.expect, site.sees_change))
+        return [FieldError(site.pointer, "expression", "bad")] if site.expression == "bad" else []
 
     doc = opportunity()
     doc["fields"].append(
         {"name": "f", "type": "formula", "expression": "bad", "result_type": "text"}
+    )
+    doc["fields"].append(
+        {"name": "g", "type": "date", "default_expr": "today()", "visible_if": "amount > 0"}
     )
     doc["validation_rules"] = [
         {"name": "r", "condition": "amount > 0", "when": "bad", "message": {"en": "m"}}
     ]
     errors = validate_entity(doc, KNOWN, checker)
     assert seen == [
-        ("bad", "/fields/5/expression"),
-        ("amount > 0", "/validation_rules/0/condition"),
-        ("bad", "/validation_rules/0/when"),
+        ("bad", "/fields/5/expression", "text", False),
+        ("today()", "/fields/6/default_expr", "date", False),
+        ("amount > 0", "/fields/6/visible_if", "boolean", False),
+        ("amount > 0", "/validation_rules/0/condition", "boolean", True),
+        ("bad", "/validation_rules/0/when", "boolean", True),
     ]
     assert places(errors) == {
         ("/fields/5/expression", "expression"),
         ("/validation_rules/0/when", "expression"),
     }
+
+
+def test_default_and_default_expr_together_are_refused() -> None:
+    doc = opportunity()
+    doc["fields"].append(
+        {"name": "due", "type": "date", "default": "2030-01-01", "default_expr": "today()"}
+    )
+    assert ("/fields/5/default_expr", "conflict") in places(validate_entity(doc, KNOWN))
+
+
+def test_autonumbers_take_no_conditions_or_default_expressions() -> None:
+    doc = opportunity()
+    doc["fields"].append(
+        {
+            "name": "no",
+            "type": "autonumber",
+            "pattern": "N-{seq:3}",
+            "required_if": "true",
+            "visible_if": "true",
+        }
+    )
+    assert places(validate_entity(doc, KNOWN)) == {("/fields/5/required_if", "not_allowed")}

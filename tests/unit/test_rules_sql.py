@@ -396,6 +396,22 @@ CASES = [
     ),
     ('account.parent.parent.name == "x"', []),
     ("account.name == name", []),
+    # if, min, max: a null condition takes the second branch; min/max are null with a null
+    ('if(is_won, "y", "n") == "n"', ["o1", "o3", "o4", "o5", "o7"]),
+    ("min(probability, 10) == 10", ["o1", "o2", "o7"]),
+    ("max(amount, probability) > 1000", ["o1", "o2"]),
+    ('max(name, "B") == "B"', ["o1", "o2", "o4", "o6"]),
+    ('min(close_date, "2024-01-01") == "2024-01-01"', ["o1", "o2", "o5", "o6", "o7"]),
+    # datetime, days_between, add_days
+    ("datetime(close_date) == closed_at", ["o2", "o7"]),
+    ("days_between(close_date, closed_at) == 0", ["o1", "o2", "o4", "o5", "o6", "o7"]),
+    ("days_between(close_date, today()) > 30", ["o1", "o4", "o7"]),
+    ("days_between(closed_at, $now) == 1", ["o5"]),
+    ('add_days(close_date, 1) == "2024-03-01"', ["o5"]),
+    ('add_days(closed_at, -1) < "2024-01-01"', ["o4", "o7"]),
+    ('add_days(close_date, probability) > "2024-03-01"', ["o1", "o2", "o5", "o6"]),
+    ('add_days("9999-12-31", probability) is null', ["o1", "o2", "o3", "o5", "o6", "o7"]),
+    ("round(amount, -1) == 5001", ["o1"]),
 ]
 
 

@@ -29,6 +29,7 @@ ROUTES = [
     ("DELETE", f"{V1}/meta/entities/{{name}}/fields/{{field}}", meta.delete_field),
     ("GET", f"{V1}/meta/entities/{{name}}/versions", meta.entity_versions),
     ("POST", f"{V1}/meta/entities/{{name}}/versions/{{version}}/restore", meta.restore_version),
+    ("POST", f"{V1}/meta/entities/{{name}}/rules/test", meta.test_rule),
     ("GET", f"{V1}/records/{{entity}}", records.list_records),
     ("POST", f"{V1}/records/{{entity}}", records.create_record),
     ("GET", f"{V1}/records/{{entity}}/{{id}}", records.get_record),

@@ -12,6 +12,7 @@ from metacrm.metadata import store
 from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
 from metacrm.metadata.model import EntityDef
 from metacrm.platform.errors import BadRequest, NotFound
+from metacrm.runtime import rule_tester
 from metacrm.runtime.api.context import Runtime, Work
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.api.params import parse_bool
@@ -143,3 +144,12 @@ async def restore_version(request: Request) -> Response:
         request, lambda w: _designer(w).restore(name, int(raw)), write=True, admin=True
     )
     return _result(result)
+
+
+async def test_rule(request: Request) -> Response:
+    name = request.path_params["name"]
+    body = await read_json(request)
+    result = await _runtime(request).run(
+        request, lambda w: rule_tester.test_rule(w.records(), name, body), admin=True
+    )
+    return JSONResponse(result)

@@ -238,6 +238,15 @@ def _meta_paths() -> dict[str, Any]:
                 "responses": ok,
             },
         },
+        "/api/v1/meta/entities/{name}/rules/test": {
+            "parameters": [name],
+            "post": {
+                "operationId": "test_rule",
+                "tags": tags,
+                "requestBody": body,
+                "responses": {"200": _json(doc), **WRITE_ERRORS},
+            },
+        },
         "/api/v1/meta/entities/{name}/versions": {
             "parameters": [name],
             "get": {

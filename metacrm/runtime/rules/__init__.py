@@ -1,6 +1,8 @@
-"""The rule language: parse an expression, type-check it against an entity, compile it to SQL.
+"""The rule language: parse an expression, type-check it against an entity, compile it to SQL
+or to a Python function.
 
-`compile_filter` does all three for the `filter` parameter of record lists.
+`compile_filter` does all three for the `filter` parameter of record lists; `compiled` gives a
+cached Python function for rules that run on one record.
 """
 
 from __future__ import annotations
@@ -12,12 +14,32 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table
 
 from metacrm.metadata.model import EntityDef
-from metacrm.runtime.rules.check import Checked, Scope, check
+from metacrm.runtime.rules.check import Checked, Scope, check, sql_compatible
+from metacrm.runtime.rules.compile_py import (
+    Env,
+    RuleEvaluationError,
+    compile_python,
+    compiled,
+    holds,
+)
 from metacrm.runtime.rules.compile_sql import SqlCompiler
 from metacrm.runtime.rules.operators import BOOLEAN
 from metacrm.runtime.rules.parse import parse
 
-__all__ = ["Checked", "Scope", "SqlCompiler", "check", "compile_filter", "parse"]
+__all__ = [
+    "Checked",
+    "Env",
+    "RuleEvaluationError",
+    "Scope",
+    "SqlCompiler",
+    "check",
+    "compile_filter",
+    "compile_python",
+    "compiled",
+    "holds",
+    "parse",
+    "sql_compatible",
+]
 
 
 def compile_filter(

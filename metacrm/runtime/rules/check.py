@@ -103,7 +103,7 @@ def coerce_literal(node: ast.Node, target: str) -> ast.Node:
             parsed = datetime.fromisoformat(text)
             aware = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
             value = aware.astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         example = "2024-01-31" if target == DATE else "2024-01-31T09:30:00Z"
         raise RuleError(
             f"'{text}' is not a valid {target} (write it like \"{example}\")", node.pos
@@ -282,6 +282,8 @@ class _Checker:
                     arg.pos,
                 )
             args.append(checked)
+        if signature.result == COMMON:
+            args[signature.common_from :] = _coerce_common(args[signature.common_from :])
         vtype = self._result_type(node, signature, args)
         return replace(node, args=tuple(args), vtype=vtype)
 
@@ -300,7 +302,7 @@ class _Checker:
         if signature.result != COMMON:
             return signature.result
         common = NULL
-        for arg in args:
+        for arg in args[signature.common_from :]:
             vtype = _vt(arg)
             if vtype in (NULL, common):
                 continue
@@ -400,5 +402,49 @@ def _coerce_to_any(node: ast.Node, accepted: frozenset[str]) -> ast.Node:
     return node
 
 
+def _coerce_common(args: list[ast.Node]) -> list[ast.Node]:
+    """Text literals beside a date or datetime read as one: min(close_date, "2024-01-01")."""
+    types = {_vt(a) for a in args}
+    if TEXT not in types or not types & TEMPORAL:
+        return args
+    target = DATETIME if DATETIME in types else DATE
+    return [coerce_literal(a, target) for a in args]
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def sql_compatible(checked: Checked, scope: Scope | None = None) -> str | None:
+    """Why a checked expression cannot run as SQL, or None when it can.
+
+    Old values and changed() exist only while a change is checked in Python. With the scope,
+    formulas of looked-up records are found too (only the base entity's formulas compile).
+    """
+    stack: list[ast.Node] = [checked.node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.OldRef):
+            return f"old.{'.'.join(node.path)} is only known while a change is checked"
+        if isinstance(node, ast.Call) and node.name in CHANGE_FUNCTIONS:
+            return f"{node.name}() is only known while a change is checked"
+        if isinstance(node, ast.FieldRef) and scope is not None and len(node.path) > 1:
+            reason = _looked_up_formula(node.path, scope)
+            if reason:
+                return reason
+        stack.extend(node.children())
+    return None
+
+
+def _looked_up_formula(path: tuple[str, ...], scope: Scope) -> str | None:
+    entity: EntityDef | None = scope.entity
+    for index, name in enumerate(path):
+        found = entity.field(name) if entity is not None else None
+        if found is None:
+            return None
+        if index == len(path) - 1:
+            if not found.stored:
+                return f"'{'.'.join(path)}' is computed on a looked-up record"
+            return None
+        entity = scope.resolve_entity(found.target) if found.target else None
+    return None

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     cast,
     false,
     func,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     null,
     or_,
     true,
+    type_coerce,
 )
 from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.types import TypeEngine
@@ -52,12 +54,17 @@ from metacrm.runtime.rules.operators import (
 )
 from metacrm.runtime.rules.parse import parse
 from metacrm.runtime.rules.sql_dialect import (
+    AddDaysToDate,
+    AddDaysToDatetime,
     DateOf,
     DateStart,
     DayOf,
+    DaysBetween,
+    LargestOf,
     MonthOf,
     OrderedText,
     RoundNumber,
+    SmallestOf,
     ToDecimal,
     YearOf,
 )
@@ -110,8 +117,9 @@ def _typed_null(vtype: str) -> ColumnElement[Any]:
     return cast(null(), SQL_TYPES[vtype]())
 
 
-def _is_null_literal(node: ast.Node) -> bool:
-    return isinstance(node, ast.Literal) and node.value is None
+def _always_null(node: ast.Node) -> bool:
+    # The null literal, or anything the checker found can only be null (coalesce(null, null)).
+    return node.vtype == NULL or (isinstance(node, ast.Literal) and node.value is None)
 
 
 class SqlCompiler:
@@ -240,7 +248,7 @@ class SqlCompiler:
         return _bind(self.today, DATE)
 
     def _sql_Neg(self, node: ast.Neg) -> ColumnElement[Any]:
-        if _is_null_literal(node.operand):
+        if _always_null(node.operand):
             return _typed_null(node.vtype or NULL)
         return -self._sql(node.operand)
 
@@ -252,10 +260,10 @@ class SqlCompiler:
         return combine(*(self._condition(o) for o in node.operands))
 
     def _condition(self, node: ast.Node) -> ColumnElement[Any]:
-        return _typed_null(BOOLEAN) if _is_null_literal(node) else self._sql(node)
+        return _typed_null(BOOLEAN) if _always_null(node) else self._sql(node)
 
     def _sql_Arith(self, node: ast.Arith) -> ColumnElement[Any]:
-        if _is_null_literal(node.left) or _is_null_literal(node.right):
+        if _always_null(node.left) or _always_null(node.right):
             return _typed_null(node.vtype or NULL)
         left, right = self._sql(node.left), self._sql(node.right)
         if node.op == "/":
@@ -275,7 +283,7 @@ class SqlCompiler:
     def _sql_Compare(self, node: ast.Compare) -> ColumnElement[Any]:
         if node.op in ("in", "not in"):
             return self._membership(node)
-        if _is_null_literal(node.left) or _is_null_literal(node.right):
+        if _always_null(node.left) or _always_null(node.right):
             # SQL's answer: a comparison with null is unknown, never true.
             return _typed_null(BOOLEAN)
         if node.op in _LIKE_SHAPES:
@@ -301,12 +309,17 @@ class SqlCompiler:
         items = node.right.items
         if not items:
             return false() if node.op == "in" else true()
+        if _always_null(node.left):
+            return _typed_null(BOOLEAN)
         widen = node.left.vtype == DATE and any(i.vtype == DATETIME for i in items)
         left = self._sql(node.left)
         if widen:
             left = DateStart(left)
         values = []
         for item in items:
+            if _always_null(item):
+                values.append(null())
+                continue
             value = self._sql(item)
             if (widen or node.left.vtype == DATETIME) and item.vtype == DATE:
                 value = DateStart(value)
@@ -347,7 +360,7 @@ class SqlCompiler:
         build = _FUNCTIONS.get(node.name)
         if build is None:
             raise RuleError(f"{node.name}() cannot be used in a query", node.pos)
-        if node.name not in _NULL_TOLERANT and any(_is_null_literal(a) for a in node.args):
+        if node.name not in _NULL_TOLERANT and any(_always_null(a) for a in node.args):
             return _typed_null(node.vtype or NULL)
         return build(self, node)
 
@@ -360,7 +373,7 @@ class SqlCompiler:
         # Null arguments count as empty text, so concat(first, " ", last) always gives text.
         parts = []
         for arg in node.args:
-            if _is_null_literal(arg):
+            if _always_null(arg):
                 continue
             sql = self._sql(arg)
             if arg.vtype != TEXT:
@@ -394,6 +407,44 @@ class SqlCompiler:
     def _fn_date_part(self, node: ast.Call) -> ColumnElement[Any]:
         part = {"year": YearOf, "month": MonthOf, "day": DayOf}[node.name]
         return part(self._sql(node.args[0]))
+
+    def _fn_if(self, node: ast.Call) -> ColumnElement[Any]:
+        # A condition that is null takes the second branch, as in Python.
+        condition, then, otherwise = node.args
+        if _always_null(condition):
+            return self._value_or_typed_null(otherwise, node.vtype)
+        return case(
+            (self._sql(condition), self._value_or_typed_null(then, node.vtype)),
+            else_=self._value_or_typed_null(otherwise, node.vtype),
+        )
+
+    def _value_or_typed_null(self, node: ast.Node, vtype: str | None) -> ColumnElement[Any]:
+        return _typed_null(vtype or NULL) if _always_null(node) else self._sql(node)
+
+    def _fn_extreme(self, node: ast.Call) -> ColumnElement[Any]:
+        args = [self._sql(a) for a in node.args]
+        if node.vtype == TEXT:
+            args = [OrderedText(a) for a in args]
+        extreme = SmallestOf if node.name == "min" else LargestOf
+        return type_coerce(extreme(*args), SQL_TYPES[node.vtype or NULL]())
+
+    def _fn_datetime(self, node: ast.Call) -> ColumnElement[Any]:
+        (arg,) = node.args
+        sql = self._sql(arg)
+        return sql if arg.vtype == DATETIME else DateStart(sql)
+
+    def _fn_days_between(self, node: ast.Call) -> ColumnElement[Any]:
+        first, second = (self._date_of(a) for a in node.args)
+        return DaysBetween(first, second)
+
+    def _date_of(self, node: ast.Node) -> ColumnElement[Any]:
+        sql = self._sql(node)
+        return sql if node.vtype == DATE else DateOf(sql)
+
+    def _fn_add_days(self, node: ast.Call) -> ColumnElement[Any]:
+        value, days = (self._sql(a) for a in node.args)
+        shift = AddDaysToDatetime if node.vtype == DATETIME else AddDaysToDate
+        return shift(value, days)
 
 
 def _json_encodings(value: str) -> list[str]:
@@ -429,6 +480,12 @@ _FUNCTIONS: dict[str, Callable[[SqlCompiler, ast.Call], ColumnElement[Any]]] = {
     "year": SqlCompiler._fn_date_part,
     "month": SqlCompiler._fn_date_part,
     "day": SqlCompiler._fn_date_part,
+    "if": SqlCompiler._fn_if,
+    "min": SqlCompiler._fn_extreme,
+    "max": SqlCompiler._fn_extreme,
+    "datetime": SqlCompiler._fn_datetime,
+    "days_between": SqlCompiler._fn_days_between,
+    "add_days": SqlCompiler._fn_add_days,
 }
 # Functions that do something other than give null when an argument is the null literal.
-_NULL_TOLERANT = frozenset({"concat", "coalesce"})
+_NULL_TOLERANT = frozenset({"concat", "coalesce", "if"})

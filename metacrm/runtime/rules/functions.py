@@ -1,6 +1,6 @@
 """The functions of the rule language and their signatures, as a table.
 
-A new function is a row here plus one entry in each backend (compile_sql, later Python).
+A new function is a row here plus one entry in each backend (compile_sql and compile_py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ COMMON = "=common"
 
 ANY = frozenset({TEXT, INTEGER, DECIMAL, BOOLEAN, DATE, DATETIME, LIST})
 TEXTS = frozenset({TEXT})
+INTEGERS = frozenset({INTEGER})
+CONDITIONS = frozenset({BOOLEAN})
+# Values with an order, for min() and max().
+ORDERABLE = frozenset({TEXT, INTEGER, DECIMAL, DATE, DATETIME})
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Signature:
     required: int | None = None
     # The last parameter repeats any number of times.
     variadic: bool = False
+    # For COMMON: the first argument that takes part (if()'s condition does not).
+    common_from: int = 0
 
     @property
     def min_args(self) -> int:
@@ -58,13 +64,19 @@ FUNCTIONS: dict[str, Signature] = {
     "concat": Signature((frozenset({TEXT, INTEGER}),), TEXT, variadic=True),
     "coalesce": Signature((ANY, ANY), COMMON, variadic=True),
     "abs": Signature((NUMBERS,), SAME_AS_FIRST),
-    "round": Signature((NUMBERS, frozenset({INTEGER})), SAME_AS_FIRST, required=1),
+    "round": Signature((NUMBERS, INTEGERS), SAME_AS_FIRST, required=1),
     "today": Signature((), DATE),
     "now": Signature((), DATETIME),
     "date": Signature((TEMPORAL,), DATE),
     "year": Signature((TEMPORAL,), INTEGER),
     "month": Signature((TEMPORAL,), INTEGER),
     "day": Signature((TEMPORAL,), INTEGER),
+    "if": Signature((CONDITIONS, ANY, ANY), COMMON, common_from=1),
+    "min": Signature((ORDERABLE, ORDERABLE), COMMON, variadic=True),
+    "max": Signature((ORDERABLE, ORDERABLE), COMMON, variadic=True),
+    "datetime": Signature((TEMPORAL,), DATETIME),
+    "days_between": Signature((TEMPORAL, TEMPORAL), INTEGER),
+    "add_days": Signature((TEMPORAL, INTEGERS), SAME_AS_FIRST),
 }
 
 # Functions that look at the change being made; only rules that see a change may call them.
@@ -75,7 +87,9 @@ TYPE_SET_NAMES: dict[frozenset[str], str] = {
     TEXTS: "text",
     NUMBERS: "a number",
     TEMPORAL: "a date or datetime",
-    frozenset({INTEGER}): "an integer",
+    INTEGERS: "an integer",
+    CONDITIONS: "a condition (true or false)",
+    ORDERABLE: "text, a number, a date or a datetime",
     frozenset({TEXT, INTEGER}): "text or an integer",
     ANY: "a value",
 }

@@ -284,8 +284,15 @@ def _neg(tree: Tree, pos: Position) -> ast.Node:
     return ast.Neg(operand, pos=pos)
 
 
+# Integers are 64-bit in both databases; longer digit runs are refused before int() reads them.
+MAX_INTEGER_DIGITS = 19
+
+
 def _integer(tree: Tree, pos: Position) -> ast.Node:
-    return ast.Literal(int(tree.children[0]), "integer", pos=pos)
+    digits = str(tree.children[0]).lstrip("0") or "0"
+    if len(digits) > MAX_INTEGER_DIGITS or int(digits) > 2**63 - 1:
+        raise RuleError("this number is too large for an integer (at most 19 digits)", pos)
+    return ast.Literal(int(digits), "integer", pos=pos)
 
 
 def _decimal(tree: Tree, pos: Position) -> ast.Node:

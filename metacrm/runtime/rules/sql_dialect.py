@@ -12,6 +12,11 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+# round() keeps between 0 and this many decimal places, SQLite's own limits.
+MAX_ROUND_PLACES = 30
+# The dates both databases and Python share; add_days() outside them gives null.
+FIRST_DATE, LAST_DATE = "0001-01-01", "9999-12-31"
+
 
 def _args(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> list[str]:
     return [compiler.process(clause, **kw) for clause in element.clauses]
@@ -144,8 +149,10 @@ def _round(element: RoundNumber, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(RoundNumber, "postgresql")
 def _round_pg(element: RoundNumber, compiler: SQLCompiler, **kw: Any) -> str:
     # round(double precision, int) does not exist, and numeric rounds half away from zero.
+    # Places are clamped to 0..30 as SQLite does (a negative count rounds to a whole number).
     number, places = _args(element, compiler, **kw)
-    return f"round(CAST({number} AS NUMERIC), CAST({places} AS INTEGER))"
+    clamped = f"CAST(LEAST(GREATEST({places}, 0), {MAX_ROUND_PLACES}) AS INTEGER)"
+    return f"round(CAST({number} AS NUMERIC), {clamped})"
 
 
 class OrderedText(FunctionElement[Any]):
@@ -166,3 +173,127 @@ def _ordered_text(element: OrderedText, compiler: SQLCompiler, **kw: Any) -> str
 def _ordered_text_pg(element: OrderedText, compiler: SQLCompiler, **kw: Any) -> str:
     (arg,) = _args(element, compiler, **kw)
     return f'({arg}) COLLATE "C"'
+
+
+class _Extreme(FunctionElement[Any]):
+    """min(a, b, ...) / max(...) of one value type; null when any argument is null."""
+
+    inherit_cache = True
+    aggregate = ""
+
+
+class SmallestOf(_Extreme):
+    name = "mc_smallest_of"
+    inherit_cache = True
+    aggregate = "min"
+
+
+class LargestOf(_Extreme):
+    name = "mc_largest_of"
+    inherit_cache = True
+    aggregate = "max"
+
+
+def _extreme(element: _Extreme, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's multi-argument min()/max() already give null when an argument is null.
+    return f"{element.aggregate}({', '.join(_args(element, compiler, **kw))})"
+
+
+def _extreme_pg(element: _Extreme, compiler: SQLCompiler, **kw: Any) -> str:
+    # LEAST/GREATEST skip nulls; aggregating the arguments keeps each one written once, so
+    # nested calls do not grow the statement, and the count finds a null among them.
+    args = _args(element, compiler, **kw)
+    rows = ", ".join(f"({arg})" for arg in args)
+    return (
+        f"(SELECT {element.aggregate}(mc_v) FROM (VALUES {rows}) AS mc_e(mc_v) "
+        f"HAVING count(mc_v) = {len(args)})"
+    )
+
+
+for _extreme_kind in (SmallestOf, LargestOf):
+    compiles(_extreme_kind)(_extreme)
+    compiles(_extreme_kind, "postgresql")(_extreme_pg)
+
+
+class DaysBetween(FunctionElement[Any]):
+    """Whole days from the first date to the second (both already dates)."""
+
+    type = BigInteger()
+    name = "mc_days_between"
+    inherit_cache = True
+
+
+@compiles(DaysBetween)
+def _days_between(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    first, second = _args(element, compiler, **kw)
+    return f"CAST(julianday({second}) - julianday({first}) AS INTEGER)"
+
+
+@compiles(DaysBetween, "postgresql")
+def _days_between_pg(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    first, second = _args(element, compiler, **kw)
+    return f"CAST(({second}) - ({first}) AS BIGINT)"
+
+
+class AddDays(FunctionElement[Any]):
+    """A date or datetime moved by whole days; null when it would leave years 1 to 9999."""
+
+    inherit_cache = True
+    name = "mc_add_days"
+
+
+class AddDaysToDate(AddDays):
+    type = Date()
+    name = "mc_add_days_to_date"
+    inherit_cache = True
+
+
+class AddDaysToDatetime(AddDays):
+    type = DateTime(timezone=True)
+    name = "mc_add_days_to_datetime"
+    inherit_cache = True
+
+
+# The value and the day count are each written once, in an inner select, so nested calls
+# do not grow the statement.
+def _add_days(element: AddDays, compiler: SQLCompiler, **kw: Any) -> str:
+    value, days = _args(element, compiler, **kw)
+    shifted = "date(substr(mc_v, 1, 10), printf('%+d days', mc_n))"
+    tail = " || substr(mc_v, 11)" if isinstance(element, AddDaysToDatetime) else ""
+    return (
+        f"(SELECT CASE WHEN mc_d >= '{FIRST_DATE}' THEN mc_d{tail} END FROM "
+        f"(SELECT mc_v, CASE WHEN mc_n IS NOT NULL THEN {shifted} END AS mc_d FROM "
+        f"(SELECT {value} AS mc_v, {days} AS mc_n)))"
+    )
+
+
+def _add_days_pg(element: AddDays, compiler: SQLCompiler, **kw: Any) -> str:
+    value, days = _args(element, compiler, **kw)
+    if isinstance(element, AddDaysToDatetime):
+        day, result_day = (
+            "CAST(mc_v AT TIME ZONE 'UTC' AS DATE)",
+            "CAST(mc_r AT TIME ZONE 'UTC' AS DATE)",
+        )
+    else:
+        day, result_day = "mc_v", "mc_r"
+    # The count is clamped to just past either end of the years 1 to 9999, so the sum never
+    # leaves what PostgreSQL holds (GREATEST/LEAST skip nulls, hence the explicit null test).
+    count = (
+        f"CAST(LEAST(GREATEST(mc_n, DATE '{FIRST_DATE}' - {day} - 1), "
+        f"DATE '{LAST_DATE}' - {day} + 1) AS INTEGER)"
+    )
+    if isinstance(element, AddDaysToDatetime):
+        # A day is 24 hours in UTC; an interval of '1 day' would follow the session's zone.
+        moved = f"mc_v + CAST({count} AS DOUBLE PRECISION) * INTERVAL '24 hours'"
+    else:
+        moved = f"mc_v + {count}"
+    return (
+        f"(SELECT CASE WHEN {result_day} BETWEEN DATE '{FIRST_DATE}' AND DATE '{LAST_DATE}' "
+        f"THEN mc_r END FROM (SELECT CASE WHEN mc_n IS NOT NULL THEN {moved} END AS mc_r "
+        f"FROM (SELECT {value} AS mc_v, {days} AS mc_n) AS mc_a) AS mc_b)"
+    )
+
+
+for _shift_kind in (AddDaysToDate, AddDaysToDatetime):
+    compiles(_shift_kind)(_add_days)
+    compiles(_shift_kind, "postgresql")(_add_days_pg)

@@ -1,0 +1,687 @@
+"""Turns a checked rule into a Python function of an `Env`, with the SQL backend's answers.
+
+The tree becomes nested closures once; evaluating them runs no user text and does bounded work.
+
+Choices where the databases leave room, shared with compile_sql:
+- Null follows SQL: comparisons, arithmetic and functions with a null argument give null (except
+  concat, coalesce and if); `and`/`or`/`not` use three-valued logic; a condition holds only
+  when it is true.
+- `changed(x)` is two-valued: true when old values are in view and x differs from before, a
+  null becoming a value (or the reverse) counting as a change. Without old values it is false.
+- `old.a.b` through a lookup is known only while `a` is unchanged (then it is `a.b` now).
+- Results outside what every backend can hold are errors here (RuleEvaluationError): integers
+  beyond 64 bits and text longer than MAX_TEXT_LENGTH. Dates that add_days() moves outside the
+  years 1 to 9999 are null, on every backend.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import (
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+)
+from typing import Any
+
+from metacrm.metadata.model import EntityDef
+from metacrm.platform.errors import Position, Unprocessable
+from metacrm.runtime.rules import ast
+from metacrm.runtime.rules.check import Checked, Scope, check
+from metacrm.runtime.rules.operators import DATE, DATETIME, DECIMAL, LIST, NULL, TEXT
+from metacrm.runtime.rules.parse import parse
+from metacrm.runtime.rules.sql_dialect import MAX_ROUND_PLACES
+
+Fn = Callable[["Env"], Any]
+
+MAX_TEXT_LENGTH = 100_000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Exact for everything the checker lets in (30-digit literals, 64-bit integers) short of long
+# chains of products; division rounds to this many digits.
+DECIMALS = Context(
+    prec=60,
+    rounding=ROUND_HALF_UP,
+    Emax=1000,
+    Emin=-1000,
+    traps=[InvalidOperation, Overflow, DivisionByZero],
+)
+# Compiled rules kept per entity snapshot; beyond this the oldest are dropped.
+CACHE_SIZE = 512
+
+
+class RuleEvaluationError(Unprocessable):
+    """A rule that checked but gave a value too large to use (a 422, with where it happened)."""
+
+    type_slug = "rule-evaluation"
+
+    def __init__(self, message: str, position: Position | None = None) -> None:
+        where = f" (line {position.line}, column {position.column})" if position else ""
+        super().__init__(f"{message}{where}")
+        self.position = position
+
+
+@dataclass(frozen=True)
+class Env:
+    """What a rule sees when it runs: the record, the user, the clock, and a change if any."""
+
+    # Field name -> value as the record service holds it: str, int, Decimal, bool, date,
+    # datetime (UTC), list[str] for multipicklists, or None.
+    record: Mapping[str, Any]
+    # id, role, org_unit.
+    user: Mapping[str, Any]
+    # Aware, UTC; today() is its date.
+    now: datetime
+    # The values before the change, when a change is in view.
+    old: Mapping[str, Any] | None = None
+    # The value at a lookup path such as ("account", "industry"); None when unknown.
+    related: Callable[[tuple[str, ...]], Any] | None = None
+
+
+def holds(fn: Fn, env: Env) -> bool:
+    """Whether a compiled condition is true; null (unknown) does not hold, as in SQL."""
+    return fn(env) is True
+
+
+def compile_python(checked: Checked) -> Fn:
+    """A checked expression as a function of an Env; build it once, call it per record."""
+    return _compile(checked.node)
+
+
+def compiled(
+    entity: EntityDef,
+    text: str,
+    *,
+    expect: str | None,
+    allow_change_refs: bool,
+    resolve_entity: Callable[[str], EntityDef | None],
+) -> tuple[Checked, Fn]:
+    """Parse, check and compile once per entity snapshot (snapshots are immutable)."""
+    cache: dict[tuple[str, str | None, bool], tuple[Checked, Fn]] | None
+    cache = entity.__dict__.get("_compiled_rules")
+    if cache is None:
+        cache = {}
+        object.__setattr__(entity, "_compiled_rules", cache)
+    key = (text, expect, allow_change_refs)
+    found = cache.get(key)
+    if found is None:
+        scope = Scope(entity, resolve_entity, allow_change_refs=allow_change_refs)
+        checked = check(parse(text), scope, expect=expect)
+        found = (checked, compile_python(checked))
+        if len(cache) >= CACHE_SIZE:
+            cache.pop(next(iter(cache)), None)
+        cache[key] = found
+    return found
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _normal_decimal(value: Any) -> Any:
+    return Decimal(repr(value)) if isinstance(value, float) else value
+
+
+def _normal_date(value: Any) -> Any:
+    return _as_utc(value).date() if isinstance(value, datetime) else value
+
+
+def _normal_datetime(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _as_utc(value)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), UTC)
+    return value
+
+
+# How a value read from a record is made comparable, by its value type.
+_NORMALIZE: dict[str, Callable[[Any], Any]] = {
+    DECIMAL: _normal_decimal,
+    DATE: _normal_date,
+    DATETIME: _normal_datetime,
+}
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _utc_date(value: date) -> date:
+    return _as_utc(value).date() if isinstance(value, datetime) else value
+
+
+def _int64(value: int, node: ast.Node) -> int:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise RuleEvaluationError("the result is too large for a 64-bit integer", node.pos)
+    return value
+
+
+def _too_long(node: ast.Node) -> RuleEvaluationError:
+    return RuleEvaluationError(f"the text is longer than {MAX_TEXT_LENGTH} characters", node.pos)
+
+
+def _text(value: str, node: ast.Node) -> str:
+    if len(value) > MAX_TEXT_LENGTH:
+        raise _too_long(node)
+    return value
+
+
+def _decimal(compute: Callable[[], Decimal], node: ast.Node) -> Decimal:
+    try:
+        return compute()
+    except (InvalidOperation, Overflow, DivisionByZero):
+        raise RuleEvaluationError("the number is too large", node.pos) from None
+
+
+def _widen(left: Any, left_type: str | None, right: Any, right_type: str | None) -> tuple[Any, Any]:
+    """A date beside a datetime becomes the datetime of its first instant (UTC), as in SQL."""
+    if left_type == DATE and right_type == DATETIME:
+        return datetime.combine(left, time(), UTC), right
+    if left_type == DATETIME and right_type == DATE:
+        return left, datetime.combine(right, time(), UTC)
+    return left, right
+
+
+# --- the compiler ------------------------------------------------------------------------------
+
+
+def _compile(node: ast.Node) -> Fn:
+    if node.vtype is None:
+        raise ValueError("the expression must be checked before it is compiled")
+    build = _NODES.get(type(node))
+    if build is None:
+        raise ValueError(f"'{type(node).__name__}' cannot be evaluated")
+    return build(node)
+
+
+def _null(_env: Env) -> None:
+    return None
+
+
+def _always_null(node: ast.Node) -> bool:
+    # The null literal, or anything the checker found can only be null (coalesce(null, null)).
+    return node.vtype == NULL or (isinstance(node, ast.Literal) and node.value is None)
+
+
+def _literal(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.Literal)
+    value = node.value
+
+    def literal(_env: Env) -> Any:
+        return value
+
+    return literal
+
+
+def _field(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.FieldRef)
+    normalize = _NORMALIZE.get(node.vtype or "", _identity)
+    path = node.path
+    if len(path) == 1:
+        name = path[0]
+
+        def field(env: Env) -> Any:
+            return normalize(env.record.get(name))
+
+        return field
+
+    def related(env: Env) -> Any:
+        return normalize(env.related(path)) if env.related is not None else None
+
+    return related
+
+
+def _old(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.OldRef)
+    normalize = _NORMALIZE.get(node.vtype or "", _identity)
+    path = node.path
+    first = path[0]
+
+    def old(env: Env) -> Any:
+        if env.old is None:
+            return None
+        if len(path) == 1:
+            return normalize(env.old.get(first))
+        # Through a lookup, only an unchanged link says what the old record looked like.
+        if env.related is None or env.old.get(first) != env.record.get(first):
+            return None
+        return normalize(env.related(path))
+
+    return old
+
+
+def _user(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.UserRef)
+    attr = node.attr
+
+    def user(env: Env) -> Any:
+        return env.user.get(attr)
+
+    return user
+
+
+def _now(env: Env) -> datetime:
+    return _as_utc(env.now)
+
+
+def _today(env: Env) -> date:
+    return _as_utc(env.now).date()
+
+
+def _now_node(_node: ast.Node) -> Fn:
+    return _now
+
+
+def _today_node(_node: ast.Node) -> Fn:
+    return _today
+
+
+def _neg(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.Neg)
+    operand = _compile(node.operand)
+
+    def neg(env: Env) -> Any:
+        value = operand(env)
+        if value is None:
+            return None
+        return _int64(-value, node) if isinstance(value, int) else -value
+
+    return neg
+
+
+def _not(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.Not)
+    operand = _compile(node.operand)
+
+    def not_(env: Env) -> bool | None:
+        value = operand(env)
+        return None if value is None else not value
+
+    return not_
+
+
+def _bool_op(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.BoolOp)
+    operands = tuple(_compile(o) for o in node.operands)
+    # `and` is decided by a false operand, `or` by a true one; null otherwise wins over the rest.
+    decisive = node.op == "or"
+
+    def bool_op(env: Env) -> bool | None:
+        unknown = False
+        for operand in operands:
+            value = operand(env)
+            if value is None:
+                unknown = True
+            elif bool(value) is decisive:
+                return decisive
+        return None if unknown else not decisive
+
+    return bool_op
+
+
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+}
+_DECIMAL_ARITH: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
+    "+": DECIMALS.add,
+    "-": DECIMALS.subtract,
+    "*": DECIMALS.multiply,
+    "/": DECIMALS.divide,
+}
+
+
+def _arith(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.Arith)
+    if _always_null(node.left) or _always_null(node.right):
+        return _null
+    left, right = _compile(node.left), _compile(node.right)
+    op = node.op
+    on_integers = _ARITH.get(op)
+    on_decimals = _DECIMAL_ARITH[op]
+
+    def arith(env: Env) -> Any:
+        a = left(env)
+        if a is None:
+            return None
+        b = right(env)
+        if b is None:
+            return None
+        if op == "/":
+            # True division, and null rather than an error when dividing by zero.
+            if b == 0:
+                return None
+            return _decimal(lambda: on_decimals(Decimal(a), Decimal(b)), node)
+        if on_integers is not None and isinstance(a, int) and isinstance(b, int):
+            return _int64(on_integers(a, b), node)
+        return _decimal(lambda: on_decimals(Decimal(a), Decimal(b)), node)
+
+    return arith
+
+
+# The empty value `is blank` also matches, by type; other types are blank only when null.
+_EMPTY: dict[str, Callable[[Any], bool]] = {
+    TEXT: lambda value: value == "",
+    LIST: lambda value: len(value) == 0,
+}
+
+
+def _never_empty(_value: Any) -> bool:
+    return False
+
+
+def _is_check(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.IsCheck)
+    operand = _compile(node.operand)
+    empty = _EMPTY.get(node.operand.vtype or "", _never_empty)
+    if node.test != "blank":
+        empty = _never_empty
+    negated = node.negated
+
+    def is_check(env: Env) -> bool:
+        value = operand(env)
+        found = value is None or empty(value)
+        return not found if negated else found
+
+    return is_check
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+# Text matching, plain substring tests: no character is a wildcard.
+_TEXT_MATCH: dict[str, Callable[[str, str], bool]] = {
+    "contains": lambda text, part: part in text,
+    "startswith": str.startswith,
+    "endswith": str.endswith,
+}
+
+
+def _list_contains(items: list[str], item: str) -> bool:
+    return item in items
+
+
+def _compare(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.Compare)
+    if node.op in ("in", "not in"):
+        return _membership(node)
+    if _always_null(node.left) or _always_null(node.right):
+        # SQL's answer: a comparison with null is unknown, never true.
+        return _null
+    left, right = _compile(node.left), _compile(node.right)
+    if node.op in _TEXT_MATCH:
+        test = _list_contains if node.left.vtype == LIST else _TEXT_MATCH[node.op]
+    else:
+        test = _COMPARE[node.op]
+    left_type, right_type = node.left.vtype, node.right.vtype
+
+    def compare(env: Env) -> bool | None:
+        a = left(env)
+        if a is None:
+            return None
+        b = right(env)
+        if b is None:
+            return None
+        a, b = _widen(a, left_type, b, right_type)
+        return test(a, b)
+
+    return compare
+
+
+def _membership(node: ast.Compare) -> Fn:
+    assert isinstance(node.right, ast.ListLit)
+    items = tuple((_compile(i), i.vtype) for i in node.right.items)
+    negated = node.op == "not in"
+    if not items:
+        return (lambda _env: True) if negated else (lambda _env: False)
+    left = _compile(node.left)
+    left_type = node.left.vtype
+
+    def membership(env: Env) -> bool | None:
+        # As SQL: found is decisive; otherwise a null on either side leaves it unknown.
+        value = left(env)
+        unknown = value is None
+        for item, item_type in items:
+            candidate = item(env)
+            if candidate is None:
+                unknown = True
+                continue
+            if value is None:
+                continue
+            a, b = _widen(value, left_type, candidate, item_type)
+            if a == b:
+                return not negated
+        return None if unknown else negated
+
+    return membership
+
+
+# --- functions ---------------------------------------------------------------------------------
+
+
+def _strict(node: ast.Call, compute: Callable[..., Any]) -> Fn:
+    """A function that gives null when any argument is null, else compute(*values)."""
+    args = tuple(_compile(a) for a in node.args)
+
+    def strict(env: Env) -> Any:
+        values = []
+        for arg in args:
+            value = arg(env)
+            if value is None:
+                return None
+            values.append(value)
+        return compute(*values)
+
+    return strict
+
+
+def _fn_case(node: ast.Call) -> Fn:
+    change = str.lower if node.name == "lower" else str.upper
+    return _strict(node, lambda text: _text(change(text), node))
+
+
+def _fn_trim(node: ast.Call) -> Fn:
+    # SQL's trim() removes spaces only, not tabs or newlines.
+    return _strict(node, lambda text: text.strip(" "))
+
+
+def _fn_len(node: ast.Call) -> Fn:
+    return _strict(node, len)
+
+
+def _fn_abs(node: ast.Call) -> Fn:
+    def absolute(value: Any) -> Any:
+        return _int64(abs(value), node) if isinstance(value, int) else abs(value)
+
+    return _strict(node, absolute)
+
+
+def _fn_round(node: ast.Call) -> Fn:
+    def round_(number: Any, places: int = 0) -> Any:
+        if isinstance(number, int):
+            return number  # whole already: places are never negative
+        places = min(max(places, 0), MAX_ROUND_PLACES)
+        step = Decimal((0, (1,), -places))
+        return _decimal(
+            lambda: number.quantize(step, rounding=ROUND_HALF_UP, context=DECIMALS), node
+        )
+
+    return _strict(node, round_)
+
+
+def _fn_concat(node: ast.Call) -> Fn:
+    # Null arguments count as empty text, so concat(first, " ", last) always gives text.
+    args = tuple(_compile(a) for a in node.args if not _always_null(a))
+
+    def concat(env: Env) -> str:
+        parts: list[str] = []
+        size = 0
+        for arg in args:
+            value = arg(env)
+            if value is None:
+                continue
+            text = value if isinstance(value, str) else str(value)
+            size += len(text)
+            if size > MAX_TEXT_LENGTH:
+                raise _too_long(node)
+            parts.append(text)
+        return "".join(parts)
+
+    return concat
+
+
+def _fn_coalesce(node: ast.Call) -> Fn:
+    args = tuple(_compile(a) for a in node.args)
+
+    def coalesce(env: Env) -> Any:
+        for arg in args:
+            value = arg(env)
+            if value is not None:
+                return value
+        return None
+
+    return coalesce
+
+
+def _fn_if(node: ast.Call) -> Fn:
+    # A condition that is null takes the second branch, as SQL's CASE does.
+    condition, then, otherwise = (_compile(a) for a in node.args)
+
+    def if_(env: Env) -> Any:
+        return then(env) if condition(env) is True else otherwise(env)
+
+    return if_
+
+
+def _fn_extreme(node: ast.Call) -> Fn:
+    # Null when any argument is null, like every function but concat, coalesce and if.
+    pick: Callable[[Iterable[Any]], Any] = min if node.name == "min" else max
+    return _strict(node, lambda *values: pick(values))
+
+
+def _fn_today(_node: ast.Call) -> Fn:
+    return _today
+
+
+def _fn_now(_node: ast.Call) -> Fn:
+    return _now
+
+
+def _fn_date(node: ast.Call) -> Fn:
+    return _strict(node, _utc_date)
+
+
+def _fn_datetime(node: ast.Call) -> Fn:
+    return _strict(node, _normal_datetime)
+
+
+_DATE_PARTS: dict[str, Callable[[date], int]] = {
+    "year": lambda d: d.year,
+    "month": lambda d: d.month,
+    "day": lambda d: d.day,
+}
+
+
+def _fn_date_part(node: ast.Call) -> Fn:
+    part = _DATE_PARTS[node.name]
+    return _strict(node, lambda value: part(_utc_date(value)))
+
+
+def _fn_days_between(node: ast.Call) -> Fn:
+    # Whole calendar days between the UTC dates: a datetime counts as the day it falls on.
+    return _strict(node, lambda first, second: (_utc_date(second) - _utc_date(first)).days)
+
+
+def _fn_add_days(node: ast.Call) -> Fn:
+    def add_days(value: date, days: int) -> date | None:
+        try:
+            return value + timedelta(days=days)
+        except OverflowError:
+            return None  # beyond the years 1 to 9999, as on the databases
+
+    return _strict(node, add_days)
+
+
+def _fn_changed(node: ast.Call) -> Fn:
+    (arg,) = node.args
+    assert isinstance(arg, ast.FieldRef)
+    name = arg.path[0]
+    normalize = _NORMALIZE.get(arg.vtype or "", _identity)
+
+    def changed(env: Env) -> bool:
+        if env.old is None:
+            return False
+        before, after = normalize(env.old.get(name)), normalize(env.record.get(name))
+        if before is None or after is None:
+            return (before is None) != (after is None)
+        return bool(before != after)
+
+    return changed
+
+
+_FUNCTIONS: dict[str, Callable[[ast.Call], Fn]] = {
+    "lower": _fn_case,
+    "upper": _fn_case,
+    "trim": _fn_trim,
+    "len": _fn_len,
+    "concat": _fn_concat,
+    "coalesce": _fn_coalesce,
+    "abs": _fn_abs,
+    "round": _fn_round,
+    "today": _fn_today,
+    "now": _fn_now,
+    "date": _fn_date,
+    "year": _fn_date_part,
+    "month": _fn_date_part,
+    "day": _fn_date_part,
+    "if": _fn_if,
+    "min": _fn_extreme,
+    "max": _fn_extreme,
+    "datetime": _fn_datetime,
+    "days_between": _fn_days_between,
+    "add_days": _fn_add_days,
+    "changed": _fn_changed,
+}
+# Functions that do something other than give null when an argument is the null literal.
+_NULL_TOLERANT = frozenset({"concat", "coalesce", "if", "changed"})
+
+
+def _call(node: ast.Node) -> Fn:
+    assert isinstance(node, ast.Call)
+    build = _FUNCTIONS.get(node.name)
+    if build is None:
+        raise ValueError(f"{node.name}() cannot be evaluated")
+    if node.name not in _NULL_TOLERANT and any(_always_null(a) for a in node.args):
+        return _null
+    return build(node)
+
+
+_NODES: dict[type[ast.Node], Callable[[ast.Node], Fn]] = {
+    ast.Literal: _literal,
+    ast.FieldRef: _field,
+    ast.OldRef: _old,
+    ast.UserRef: _user,
+    ast.Now: _now_node,
+    ast.Today: _today_node,
+    ast.Neg: _neg,
+    ast.Not: _not,
+    ast.BoolOp: _bool_op,
+    ast.Arith: _arith,
+    ast.IsCheck: _is_check,
+    ast.Compare: _compare,
+    ast.Call: _call,
+}
