@@ -66,7 +66,7 @@ class RuleEvaluationError(Unprocessable):
         self.position = position
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Env:
     """What a rule sees when it runs: the record, the user, the clock, and a change if any."""
 
@@ -313,6 +313,19 @@ def _bool_op(node: ast.Node) -> Fn:
     operands = tuple(_compile(o) for o in node.operands)
     # `and` is decided by a false operand, `or` by a true one; null otherwise wins over the rest.
     decisive = node.op == "or"
+    if not decisive:
+
+        def all_of(env: Env) -> bool | None:
+            unknown = False
+            for operand in operands:
+                value = operand(env)
+                if value is None:
+                    unknown = True
+                elif not value:
+                    return False
+            return None if unknown else True
+
+        return all_of
 
     def bool_op(env: Env) -> bool | None:
         unknown = False
@@ -422,12 +435,18 @@ def _compare(node: ast.Node) -> Fn:
     if _always_null(node.left) or _always_null(node.right):
         # SQL's answer: a comparison with null is unknown, never true.
         return _null
-    left, right = _compile(node.left), _compile(node.right)
     if node.op in _TEXT_MATCH:
         test = _list_contains if node.left.vtype == LIST else _TEXT_MATCH[node.op]
     else:
         test = _COMPARE[node.op]
     left_type, right_type = node.left.vtype, node.right.vtype
+    if (
+        _plain_field(node.left)
+        and isinstance(node.right, ast.Literal)
+        and not _widens(left_type, right_type)
+    ):
+        return _field_against_constant(node.left, node.right.value, test)
+    left, right = _compile(node.left), _compile(node.right)
 
     def compare(env: Env) -> bool | None:
         a = left(env)
@@ -442,12 +461,75 @@ def _compare(node: ast.Node) -> Fn:
     return compare
 
 
+# The shapes most rules are made of get closures of their own: a field read straight from the
+# record against a constant decided at compile time costs one call instead of five.
+
+
+def _plain_field(node: ast.Node) -> bool:
+    return isinstance(node, ast.FieldRef) and len(node.path) == 1
+
+
+def _widens(left_type: str | None, right_type: str | None) -> bool:
+    return {left_type, right_type} == {DATE, DATETIME}
+
+
+def _field_against_constant(field: ast.Node, constant: Any, test: Callable[[Any, Any], Any]) -> Fn:
+    assert isinstance(field, ast.FieldRef)
+    name = field.path[0]
+    normalize = _NORMALIZE.get(field.vtype or "")
+    if normalize is None:
+
+        def compare_plain(env: Env) -> Any:
+            value = env.record.get(name)
+            return None if value is None else test(value, constant)
+
+        return compare_plain
+
+    # Values of the right Python type (the usual case) skip the normalising call.
+    usual = {DECIMAL: Decimal, DATE: date}.get(field.vtype or "")
+
+    def compare_normalized(env: Env) -> Any:
+        value = env.record.get(name)
+        if value is None:
+            return None
+        if value.__class__ is not usual:
+            value = normalize(value)
+        return test(value, constant)
+
+    return compare_normalized
+
+
+def _field_in_constants(node: ast.Compare, negated: bool) -> Fn | None:
+    """`field in [literals…]` with no null among them: one set lookup."""
+    assert isinstance(node.right, ast.ListLit)
+    items = node.right.items
+    if not _plain_field(node.left) or not all(
+        isinstance(i, ast.Literal) and i.value is not None and not _widens(node.left.vtype, i.vtype)
+        for i in items
+    ):
+        return None
+    try:
+        constants = frozenset(i.value for i in items)  # type: ignore[attr-defined]
+    except TypeError:
+        return None
+    found = _field_against_constant(node.left, constants, lambda value, pool: value in pool)
+
+    def membership(env: Env) -> bool | None:
+        hit = found(env)
+        return None if hit is None else hit is not negated
+
+    return membership
+
+
 def _membership(node: ast.Compare) -> Fn:
     assert isinstance(node.right, ast.ListLit)
     items = tuple((_compile(i), i.vtype) for i in node.right.items)
     negated = node.op == "not in"
     if not items:
         return (lambda _env: True) if negated else (lambda _env: False)
+    fast = _field_in_constants(node, negated)
+    if fast is not None:
+        return fast
     left = _compile(node.left)
     left_type = node.left.vtype
 
