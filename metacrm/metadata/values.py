@@ -13,6 +13,7 @@ from typing import Any
 
 from metacrm.metadata.model import FieldDef
 from metacrm.metadata.types import DEFAULT_TEXT_LENGTH, TEXTAREA_MAX_LENGTH
+from metacrm.platform.clock import as_utc
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -186,7 +187,7 @@ def _datetime(field: FieldDef, value: Any) -> datetime:
         value = datetime(value.year, value.month, value.day)
     if not isinstance(value, datetime):
         raise ValueProblem("format", "must be an ISO 8601 date and time")
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    value = as_utc(value)
     return _bounded(field, value, lambda s: _datetime_bound(s))
 
 
@@ -262,7 +263,7 @@ def from_storage(field: FieldDef, value: Any) -> Any:
     if field.type == "multipicklist":
         return json.loads(value) if isinstance(value, str) else value
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
     if field.type == "decimal" and not isinstance(value, Decimal):
         return Decimal(str(value))
     return value

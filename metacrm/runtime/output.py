@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from metacrm.metadata.model import EntityDef, FieldDef
+from metacrm.platform.clock import as_utc
 
 HIDDEN_IN_OUTPUT = frozenset({"deleted_at"})
 Converter = Callable[[Any], Any]
@@ -36,7 +37,7 @@ def _date(value: Any) -> Any:
 def _datetime(value: Any) -> Any:
     if not isinstance(value, datetime):
         return value
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    value = as_utc(value)
     return value.isoformat().replace("+00:00", "Z")
 
 

@@ -31,6 +31,7 @@ from decimal import (
 from typing import Any
 
 from metacrm.metadata.model import EntityDef
+from metacrm.platform.clock import as_utc
 from metacrm.platform.errors import Position, Unprocessable
 from metacrm.runtime.rules import ast
 from metacrm.runtime.rules.check import Checked, Scope, check
@@ -122,21 +123,17 @@ def compiled(
 # --- values ------------------------------------------------------------------------------------
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _normal_decimal(value: Any) -> Any:
     return Decimal(repr(value)) if isinstance(value, float) else value
 
 
 def _normal_date(value: Any) -> Any:
-    return _as_utc(value).date() if isinstance(value, datetime) else value
+    return as_utc(value).date() if isinstance(value, datetime) else value
 
 
 def _normal_datetime(value: Any) -> Any:
     if isinstance(value, datetime):
-        return _as_utc(value)
+        return as_utc(value)
     if isinstance(value, date):
         return datetime.combine(value, time(), UTC)
     return value
@@ -155,7 +152,7 @@ def _identity(value: Any) -> Any:
 
 
 def _utc_date(value: date) -> date:
-    return _as_utc(value).date() if isinstance(value, datetime) else value
+    return as_utc(value).date() if isinstance(value, datetime) else value
 
 
 def _int64(value: int, node: ast.Node) -> int:
@@ -269,11 +266,11 @@ def _user(node: ast.Node) -> Fn:
 
 
 def _now(env: Env) -> datetime:
-    return _as_utc(env.now)
+    return as_utc(env.now)
 
 
 def _today(env: Env) -> date:
-    return _as_utc(env.now).date()
+    return as_utc(env.now).date()
 
 
 def _now_node(_node: ast.Node) -> Fn:
@@ -360,8 +357,9 @@ def _not_member(value: Any, pool: frozenset[Any]) -> bool:
 
 
 def _all_of(operands: tuple[ast.Node, ...]) -> Fn:
-    checks = tuple(c for c in map(_inline_check, operands) if c is not None)
-    others = tuple(_compile(o) for o in operands if _inline_check(o) is None)
+    inline = [(o, _inline_check(o)) for o in operands]
+    checks = tuple(check for _, check in inline if check is not None)
+    others = tuple(_compile(o) for o, check in inline if check is None)
 
     def all_of(env: Env) -> bool | None:
         unknown = False
@@ -502,17 +500,14 @@ def _compare(node: ast.Node) -> Fn:
     if _always_null(node.left) or _always_null(node.right):
         # SQL's answer: a comparison with null is unknown, never true.
         return _null
+    inline = _inline_check(node)
+    if inline is not None:
+        return _one_check(inline)
     if node.op in _TEXT_MATCH:
         test = _list_contains if node.left.vtype == LIST else _TEXT_MATCH[node.op]
     else:
         test = _COMPARE[node.op]
     left_type, right_type = node.left.vtype, node.right.vtype
-    if (
-        _plain_field(node.left)
-        and isinstance(node.right, ast.Literal)
-        and not _widens(left_type, right_type)
-    ):
-        return _field_against_constant(node.left, node.right.value, test)
     left, right = _compile(node.left), _compile(node.right)
 
     def compare(env: Env) -> bool | None:
@@ -528,10 +523,6 @@ def _compare(node: ast.Node) -> Fn:
     return compare
 
 
-# The shapes most rules are made of get closures of their own: a field read straight from the
-# record against a constant decided at compile time costs one call instead of five.
-
-
 def _plain_field(node: ast.Node) -> bool:
     return isinstance(node, ast.FieldRef) and len(node.path) == 1
 
@@ -540,52 +531,19 @@ def _widens(left_type: str | None, right_type: str | None) -> bool:
     return {left_type, right_type} == {DATE, DATETIME}
 
 
-def _field_against_constant(field: ast.Node, constant: Any, test: Callable[[Any, Any], Any]) -> Fn:
-    assert isinstance(field, ast.FieldRef)
-    name = field.path[0]
-    normalize = _NORMALIZE.get(field.vtype or "")
-    if normalize is None:
+def _one_check(check: _Check) -> Fn:
+    """A single inline check as a closure (the and-chain runs many of them in one loop)."""
+    name, test, constant, usual, normalize = check
 
-        def compare_plain(env: Env) -> Any:
-            value = env.record.get(name)
-            return None if value is None else test(value, constant)
-
-        return compare_plain
-
-    # Values of the right Python type (the usual case) skip the normalising call.
-    usual = {DECIMAL: Decimal, DATE: date}.get(field.vtype or "")
-
-    def compare_normalized(env: Env) -> Any:
+    def checked(env: Env) -> Any:
         value = env.record.get(name)
         if value is None:
             return None
-        if value.__class__ is not usual:
+        if normalize is not None and value.__class__ is not usual:
             value = normalize(value)
         return test(value, constant)
 
-    return compare_normalized
-
-
-def _field_in_constants(node: ast.Compare, negated: bool) -> Fn | None:
-    """`field in [literals…]` with no null among them: one set lookup."""
-    assert isinstance(node.right, ast.ListLit)
-    items = node.right.items
-    if not _plain_field(node.left) or not all(
-        isinstance(i, ast.Literal) and i.value is not None and not _widens(node.left.vtype, i.vtype)
-        for i in items
-    ):
-        return None
-    try:
-        constants = frozenset(i.value for i in items)  # type: ignore[attr-defined]
-    except TypeError:
-        return None
-    found = _field_against_constant(node.left, constants, lambda value, pool: value in pool)
-
-    def membership(env: Env) -> bool | None:
-        hit = found(env)
-        return None if hit is None else hit is not negated
-
-    return membership
+    return checked
 
 
 def _membership(node: ast.Compare) -> Fn:
@@ -594,9 +552,9 @@ def _membership(node: ast.Compare) -> Fn:
     negated = node.op == "not in"
     if not items:
         return (lambda _env: True) if negated else (lambda _env: False)
-    fast = _field_in_constants(node, negated)
-    if fast is not None:
-        return fast
+    inline = _inline_check(node)
+    if inline is not None:
+        return _one_check(inline)
     left = _compile(node.left)
     left_type = node.left.vtype
 
