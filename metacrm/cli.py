@@ -12,11 +12,13 @@ from typing import Any
 
 from metacrm.metadata.entities import EntityDesigner
 from metacrm.metadata.packages import export_package, import_package
+from metacrm.metadata.roles import role_errors
 from metacrm.platform.db import make_engine, reading, writing
-from metacrm.platform.errors import MetacrmError
+from metacrm.platform.errors import MetacrmError, Unprocessable
 from metacrm.platform.install import install, is_installed
+from metacrm.platform.org import create_unit, find_unit
 from metacrm.platform.settings import Settings
-from metacrm.platform.users import create_token, create_user, find_user
+from metacrm.platform.users import ADMIN_ROLE, create_token, create_user, find_user
 
 DEFAULT_ADMIN = "admin@example.com"
 # Where `init` leaves the generated admin password for the embedded set-up (`make run`).
@@ -53,7 +55,6 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
             email=args.admin_email,
             password=password,
             name="Admin",
-            role="admin",
             is_admin=True,
         )
     if not args.admin_password:
@@ -89,15 +90,33 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
+    roles = args.role or []
     with writing(_engine(settings)) as conn:
+        errors = role_errors(conn, roles, "--role")
+        if errors:
+            raise Unprocessable("unknown role", errors=errors)
         user = create_user(
             conn,
             email=args.email,
             password=args.password,
-            role=args.role,
-            is_admin=args.role == "admin",
+            name=args.name or "",
+            roles=[r for r in roles if r != ADMIN_ROLE],
+            is_admin=ADMIN_ROLE in roles,
+            org_unit=find_unit(conn, args.org_unit).id if args.org_unit else None,
+            manager=find_user(conn, args.manager).id if args.manager else None,
         )
     print(user.id)
+
+
+def cmd_org_create(args: argparse.Namespace, settings: Settings) -> None:
+    with writing(_engine(settings)) as conn:
+        unit = create_unit(
+            conn,
+            name=args.name,
+            label=args.label,
+            parent=find_unit(conn, args.parent).id if args.parent else None,
+        )
+    print(unit.id)
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> None:
@@ -166,8 +185,20 @@ def _parser() -> argparse.ArgumentParser:
     create = user.add_parser("create", help="add a user")
     create.add_argument("--email", required=True)
     create.add_argument("--password", required=True)
-    create.add_argument("--role")
+    create.add_argument("--name")
+    create.add_argument(
+        "--role", action="append", help="a role name (repeat for several); admin = the admin flag"
+    )
+    create.add_argument("--org-unit", help="the org unit's name")
+    create.add_argument("--manager", help="the manager's email")
     create.set_defaults(run=cmd_user_create)
+
+    org = sub.add_parser("org", help="the org tree").add_subparsers(dest="action", required=True)
+    unit = org.add_parser("create", help="add an org unit")
+    unit.add_argument("name")
+    unit.add_argument("--label")
+    unit.add_argument("--parent", help="the parent unit's name")
+    unit.set_defaults(run=cmd_org_create)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     new_token = token.add_parser("create", help="print a new API token for a user")

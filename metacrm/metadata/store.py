@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from metacrm.platform.clock import as_utc, utcnow
 from metacrm.platform.errors import NotFound
@@ -81,7 +81,7 @@ def save(
     """Store a new version as current and in history; returns its number. The caller's
     transaction makes this atomic with the schema change it describes."""
     previous = get(conn, kind, name)
-    version = (previous.version if previous else 0) + 1
+    version = _last_version(conn, kind, name) + 1
     now = utcnow()
     document = copy.deepcopy(document)
     conn.execute(
@@ -107,6 +107,40 @@ def save(
         conn.execute(meta_documents.insert().values(kind=kind, name=name, **values))
     bump_stamp(conn)
     return version
+
+
+def remove(conn: Connection, kind: str, name: str, *, author: str | None) -> None:
+    """Delete the current document; its history stays, with the deletion as its last entry."""
+    previous = get(conn, kind, name)
+    if previous is None:
+        raise NotFound(f"no {kind} named {name!r}")
+    conn.execute(
+        meta_versions.insert().values(
+            kind=kind,
+            name=name,
+            version=_last_version(conn, kind, name) + 1,
+            action="delete",
+            document=previous.document,
+            diff={"deleted": True},
+            created_at=utcnow(),
+            created_by=author,
+        )
+    )
+    conn.execute(
+        delete(meta_documents).where(meta_documents.c.kind == kind, meta_documents.c.name == name)
+    )
+    bump_stamp(conn)
+
+
+def _last_version(conn: Connection, kind: str, name: str) -> int:
+    return (
+        conn.execute(
+            select(func.max(meta_versions.c.version)).where(
+                meta_versions.c.kind == kind, meta_versions.c.name == name
+            )
+        ).scalar()
+        or 0
+    )
 
 
 def versions(conn: Connection, kind: str, name: str) -> list[VersionInfo]:

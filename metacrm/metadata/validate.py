@@ -37,6 +37,8 @@ class ExpressionSite:
     expect: str | None
     # Whether old.x and changed(x) make sense here (a change is in view).
     sees_change: bool = False
+    # Whether it must also compile to SQL (permission and sharing rules filter in the database).
+    needs_sql: bool = False
 
 
 # Checks an expression in the context of an entity document; returns the problems. The runtime
@@ -256,6 +258,12 @@ def expression_sites(doc: dict[str, Any]) -> list[ExpressionSite]:
                 sites.append(
                     ExpressionSite(f"/validation_rules/{i}/{key}", rule[key], "boolean", True)
                 )
+    for i, rule in enumerate(doc.get("sharing_rules", [])):
+        sites.append(
+            ExpressionSite(
+                f"/sharing_rules/{i}/condition", rule["condition"], "boolean", needs_sql=True
+            )
+        )
     return sites
 
 
@@ -311,6 +319,12 @@ def validate_entity(
                     f"no field named {rule['field']!r}",
                 )
             )
+    rules = doc.get("sharing_rules") if isinstance(doc.get("sharing_rules"), list) else []
+    sharing_names: set[Any] = set()
+    for i, rule in enumerate(rules):
+        if isinstance(rule, dict) and rule.get("name") in sharing_names:
+            errors.append(FieldError(f"/sharing_rules/{i}/name", "duplicate", "rule name repeated"))
+        sharing_names.add(rule.get("name") if isinstance(rule, dict) else None)
     if check_expression is not None and not errors:
         for site in expression_sites(doc):
             errors.extend(check_expression(doc, site))

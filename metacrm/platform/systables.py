@@ -37,10 +37,49 @@ users = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("name", String(200), nullable=False, default=""),
     Column("password_hash", Text, nullable=False),
-    Column("role", NAME, nullable=True),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("is_active", Boolean, nullable=False, default=True),
+    Column("org_unit_id", ID, ForeignKey("mc_org_units.id"), nullable=True, index=True),
+    # The reporting line: everyone below a user, transitively, is a subordinate.
+    Column("manager_id", ID, ForeignKey("mc_users.id"), nullable=True, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A user's roles (role documents are metadata, named here).
+user_roles = Table(
+    "mc_user_roles",
+    system_metadata,
+    Column("user_id", ID, ForeignKey("mc_users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", NAME, primary_key=True, index=True),
+)
+
+# The org tree: departments and business units; every user belongs to at most one.
+org_units = Table(
+    "mc_org_units",
+    system_metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("label", String(200), nullable=False),
+    Column("parent_id", ID, ForeignKey("mc_org_units.id"), nullable=True, index=True),
+    # No foreign key: users point at units, and a unit's head is a user.
+    Column("head_user_id", ID, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A record shared with a user, a role or an org unit (and the units below it).
+record_shares = Table(
+    "mc_record_shares",
+    system_metadata,
+    Column("id", ID, primary_key=True),
+    Column("entity", NAME, nullable=False),
+    Column("record_id", ID, nullable=False),
+    Column("principal_type", String(16), nullable=False),
+    Column("principal", String(320), nullable=False),
+    Column("access", String(8), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", ID, nullable=True),
+    Index("ix_mc_record_shares_record", "entity", "record_id"),
+    Index("ix_mc_record_shares_principal", "entity", "principal_type", "principal", "record_id"),
 )
 
 api_tokens = Table(

@@ -1,20 +1,29 @@
-"""Users and their API tokens: create, look up, and authenticate a bearer token."""
+"""Users and their API tokens: create, change, freeze, look up, and authenticate a bearer token.
+
+A user has roles (names of role documents; what they grant is the runtime's business), at most
+one org unit, and at most one manager. "admin" is not a role document: it is the `is_admin` flag,
+which bypasses data scopes.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select, update
 
 from metacrm.platform.clock import utcnow
 from metacrm.platform.errors import Conflict, FieldError, NotFound, Unprocessable
 from metacrm.platform.ids import new_id
+from metacrm.platform.org import ancestors_of_user, unit_exists
 from metacrm.platform.security import hash_password, hash_token, new_token
-from metacrm.platform.systables import api_tokens, meta_stamp, users
+from metacrm.platform.systables import api_tokens, meta_stamp, user_roles, users
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 8
+ADMIN_ROLE = "admin"
 
 
 @dataclass(frozen=True)
@@ -22,8 +31,42 @@ class User:
     id: str
     email: str
     name: str = ""
-    role: str | None = None
+    roles: tuple[str, ...] = ()
     is_admin: bool = False
+    org_unit: str | None = None
+    manager: str | None = None
+    is_active: bool = True
+
+    @property
+    def role(self) -> str | None:
+        """The first role, which `$user.role` names in rules."""
+        return ADMIN_ROLE if self.is_admin and not self.roles else (self.roles or (None,))[0]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "roles": list(self.roles),
+            "is_admin": self.is_admin,
+            "org_unit": self.org_unit,
+            "manager": self.manager,
+            "is_active": self.is_active,
+        }
+
+
+@dataclass(frozen=True)
+class UserChange:
+    """What may change about a user; None leaves a part as it is (`clear` names parts to unset)."""
+
+    name: str | None = None
+    roles: Sequence[str] | None = None
+    is_admin: bool | None = None
+    org_unit: str | None = None
+    manager: str | None = None
+    is_active: bool | None = None
+    password: str | None = None
+    clear: frozenset[str] = field(default_factory=frozenset)
 
 
 def create_user(
@@ -32,44 +75,133 @@ def create_user(
     email: str,
     password: str,
     name: str = "",
-    role: str | None = None,
+    roles: Sequence[str] = (),
     is_admin: bool = False,
+    org_unit: str | None = None,
+    manager: str | None = None,
 ) -> User:
     errors = []
-    if not _EMAIL.match(email):
+    if not isinstance(email, str) or not _EMAIL.match(email) or len(email) > 320:
         errors.append(FieldError("email", "format", "must be an email address"))
-    if len(password) < MIN_PASSWORD_LENGTH:
-        errors.append(
-            FieldError(
-                "password", "min_length", f"must be at least {MIN_PASSWORD_LENGTH} characters"
-            )
-        )
+    errors.extend(_password_errors(password))
+    errors.extend(_reference_errors(conn, None, org_unit, manager))
     if errors:
         raise Unprocessable("invalid user", errors=errors)
     email = email.strip().lower()
     if conn.execute(select(users.c.id).where(users.c.email == email)).first():
         raise Conflict(f"a user with email {email} already exists")
-    user = User(id=new_id(), email=email, name=name, role=role, is_admin=is_admin)
+    user_id = new_id()
     conn.execute(
         users.insert().values(
-            id=user.id,
+            id=user_id,
             email=email,
             name=name,
             password_hash=hash_password(password),
-            role=role,
             is_admin=is_admin,
             is_active=True,
+            org_unit_id=org_unit,
+            manager_id=manager,
             created_at=utcnow(),
         )
     )
-    return user
+    _set_roles(conn, user_id, roles)
+    return get_user(conn, user_id)
+
+
+def change_user(conn: Connection, user_id: str, change: UserChange) -> User:
+    """Apply a change; freezing (is_active false) revokes every token of the user at once."""
+    current = get_user(conn, user_id)
+    org_unit = None if "org_unit" in change.clear else (change.org_unit or current.org_unit)
+    manager = None if "manager" in change.clear else (change.manager or current.manager)
+    errors = _reference_errors(conn, user_id, org_unit, manager)
+    if change.password is not None:
+        errors.extend(_password_errors(change.password))
+    if errors:
+        raise Unprocessable("invalid user", errors=errors)
+    values: dict[str, Any] = {"org_unit_id": org_unit, "manager_id": manager}
+    if change.name is not None:
+        values["name"] = change.name
+    if change.is_admin is not None:
+        values["is_admin"] = change.is_admin
+    if change.is_active is not None:
+        values["is_active"] = change.is_active
+    if change.password is not None:
+        values["password_hash"] = hash_password(change.password)
+    conn.execute(update(users).where(users.c.id == user_id).values(values))
+    if change.roles is not None:
+        _set_roles(conn, user_id, change.roles)
+    if change.is_active is False:
+        conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+    return get_user(conn, user_id)
+
+
+def _set_roles(conn: Connection, user_id: str, roles: Iterable[str]) -> None:
+    conn.execute(delete(user_roles).where(user_roles.c.user_id == user_id))
+    unique = list(dict.fromkeys(roles))
+    if unique:
+        conn.execute(user_roles.insert(), [{"user_id": user_id, "role": r} for r in unique])
+
+
+def _password_errors(password: Any) -> list[FieldError]:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        message = f"must be at least {MIN_PASSWORD_LENGTH} characters"
+        return [FieldError("password", "min_length", message)]
+    return []
+
+
+def _reference_errors(
+    conn: Connection, user_id: str | None, org_unit: str | None, manager: str | None
+) -> list[FieldError]:
+    errors = []
+    if org_unit is not None and not unit_exists(conn, org_unit):
+        errors.append(FieldError("org_unit", "not_found", f"no org unit with id {org_unit!r}"))
+    if manager is not None:
+        if not conn.execute(select(users.c.id).where(users.c.id == manager)).first():
+            errors.append(FieldError("manager", "not_found", f"no user with id {manager!r}"))
+        elif user_id is not None and user_id in ancestors_of_user(conn, manager) | {manager}:
+            errors.append(
+                FieldError("manager", "cycle", "would make the user their own manager's manager")
+            )
+    return errors
+
+
+def get_user(conn: Connection, user_id: str) -> User:
+    found = _load(conn, users.c.id == user_id)
+    if not found:
+        raise NotFound(f"no user with id {user_id!r}")
+    return found[0]
 
 
 def find_user(conn: Connection, email: str) -> User:
-    row = conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
-    if row is None:
+    found = _load(conn, users.c.email == email.strip().lower())
+    if not found:
         raise NotFound(f"no user with email {email}")
-    return _user(row)
+    return found[0]
+
+
+def list_users(conn: Connection) -> list[User]:
+    return _load(conn, None)
+
+
+def _load(conn: Connection, where: Any) -> list[User]:
+    stmt = select(users).order_by(users.c.email)
+    if where is not None:
+        stmt = stmt.where(where)
+    rows = conn.execute(stmt).all()
+    roles: dict[str, list[str]] = {}
+    ids = [r.id for r in rows]
+    if ids:
+        for user_id, role in conn.execute(
+            select(user_roles.c.user_id, user_roles.c.role)
+            .where(user_roles.c.user_id.in_(ids))
+            .order_by(user_roles.c.role)
+        ):
+            roles.setdefault(user_id, []).append(role)
+    return [_user(r._mapping, roles.get(r.id, ())) for r in rows]
 
 
 def create_token(conn: Connection, user: User, name: str = "api") -> str:
@@ -87,19 +219,25 @@ def create_token(conn: Connection, user: User, name: str = "api") -> str:
     return token
 
 
-# Built once: the token lookup runs on every authenticated request. It brings the metadata
-# stamp along, so a request needs one round trip before its real work.
+# Built once: the token lookup runs on every authenticated request. It brings the user's roles
+# (one row per role) and the metadata stamp along, so a request needs one round trip before
+# its real work.
 _token_lookup = (
     select(
         users.c.id,
         users.c.email,
         users.c.name,
-        users.c.role,
         users.c.is_admin,
+        users.c.is_active,
+        users.c.org_unit_id,
+        users.c.manager_id,
+        user_roles.c.role.label("role"),
         select(meta_stamp.c.stamp).where(meta_stamp.c.id == 1).scalar_subquery().label("stamp"),
     )
     .join(api_tokens, api_tokens.c.user_id == users.c.id)
+    .outerjoin(user_roles, user_roles.c.user_id == users.c.id)
     .where(api_tokens.c.revoked_at.is_(None), users.c.is_active.is_(True))
+    .order_by(user_roles.c.role)
 )
 
 
@@ -112,12 +250,21 @@ class Session:
 
 
 def authenticate(conn: Connection, token: str) -> Session | None:
-    row = conn.execute(_token_lookup.where(api_tokens.c.token_hash == hash_token(token))).first()
-    return Session(_user(row), row.stamp or 0) if row else None
+    rows = conn.execute(_token_lookup.where(api_tokens.c.token_hash == hash_token(token))).all()
+    if not rows:
+        return None
+    roles = [r.role for r in rows if r.role is not None]
+    return Session(_user(rows[0]._mapping, roles), rows[0].stamp or 0)
 
 
-def _user(row: object) -> User:
-    m = row._mapping  # type: ignore[attr-defined]
+def _user(m: Any, roles: Iterable[str]) -> User:
     return User(
-        id=m["id"], email=m["email"], name=m["name"], role=m["role"], is_admin=bool(m["is_admin"])
+        id=m["id"],
+        email=m["email"],
+        name=m["name"],
+        roles=tuple(roles),
+        is_admin=bool(m["is_admin"]),
+        org_unit=m["org_unit_id"],
+        manager=m["manager_id"],
+        is_active=bool(m["is_active"]),
     )

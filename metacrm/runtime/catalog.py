@@ -1,4 +1,5 @@
-"""The metadata cache: every entity and its `Table`, built once per metadata stamp.
+"""The metadata cache: every entity and its `Table`, and every role, built once per metadata
+stamp.
 
 Each request reads the stamp in its own transaction; a different stamp means another process
 changed metadata, and the snapshot is rebuilt. Snapshots are immutable and shared.
@@ -13,6 +14,7 @@ from sqlalchemy import Connection, MetaData, Table
 
 from metacrm.metadata import store
 from metacrm.metadata.model import EntityDef
+from metacrm.metadata.roles import ROLE, RoleDef
 from metacrm.metadata.storage import build_table
 from metacrm.platform.errors import NotFound
 
@@ -22,6 +24,7 @@ class Catalog:
     stamp: int
     entities: dict[str, EntityDef] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
+    roles: dict[str, RoleDef] = field(default_factory=dict)
 
     def entity(self, name: str) -> EntityDef:
         found = self.entities.get(name)
@@ -44,7 +47,10 @@ def build_catalog(conn: Connection, stamp: int) -> Catalog:
         entity = EntityDef.from_doc(doc.document, doc.version)
         entities[entity.name] = entity
         tables[entity.name] = build_table(entity, metadata)
-    return Catalog(stamp, entities, tables)
+    roles = {
+        doc.name: RoleDef.from_doc(doc.document, doc.version) for doc in store.load_all(conn, ROLE)
+    }
+    return Catalog(stamp, entities, tables, roles)
 
 
 class CatalogCache:

@@ -17,7 +17,6 @@ from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_json
 from metacrm.platform.errors import BadRequest
 from metacrm.runtime.cursor import decode_cursor, encode_cursor
-from metacrm.runtime.output import records_json
 from metacrm.runtime.rules import Scope, check, parse
 from metacrm.runtime.rules.operators import BOOLEAN
 
@@ -61,21 +60,24 @@ def check_names(entity: EntityDef, names: Sequence[str], what: str) -> None:
 
 def list_records(service: RecordService, entity: EntityDef, query: ListQuery) -> dict[str, Any]:
     table = service.catalog.table(entity.name)
-    check_names(entity, [k.field for k in query.sort], "sort")
+    permissions = service.permissions
+    # Names are checked against the entity as the caller may see it: a field withheld from them
+    # is unknown, exactly like a field that doesn't exist.
+    probe = permissions.view(entity, probe=True)
+    check_names(probe, [k.field for k in query.sort], "sort")
     for key in query.sort:
         if entity.field_map[key.field].type in UNSORTABLE:
             raise BadRequest(f"can't sort by {key.field}: a {entity.field_map[key.field].type}")
     if query.fields:
-        check_names(entity, query.fields, "fields")
+        check_names(permissions.view(entity, probe=False), query.fields, "fields")
     keys = (*query.sort, SortKey("id"))
     compiler = service.compiler(entity)
     if query.filter:
-        compiler.compile(check(parse(query.filter), Scope(entity, service.catalog.find), BOOLEAN))
+        compiler.compile(check(parse(query.filter), Scope(probe, permissions.find_view), BOOLEAN))
     columns = {k.field: compiler.column_for((k.field,)) for k in keys}
-    stmt = compiler.apply(service.select_records(entity, compiler))
-    stmt = stmt.where(table.c.deleted_at.is_(None))
+    stmt, reading = service.readable(entity, compiler)
     if query.q:
-        stmt = stmt.where(_search(entity, table, query.q))
+        stmt = stmt.where(_search(probe, table, query.q))
     total = None
     if query.count:
         total = service.conn.execute(
@@ -96,7 +98,7 @@ def list_records(service: RecordService, entity: EntityDef, query: ListQuery) ->
     rows = service.conn.execute(stmt.limit(query.limit + 1)).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    data = records_json(entity, rows, query.fields)
+    data = service.output(entity, reading, rows, query.fields)
     if query.expand:
         service.expand(entity, data, query.expand)
     next_cursor = None

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, select, update
+from sqlalchemy import ColumnElement, Connection, FromClause, Select, Table, select, update
 from sqlalchemy.exc import IntegrityError
 
 from metacrm.metadata.model import EntityDef
@@ -21,6 +22,7 @@ from metacrm.platform.errors import (
     BadRequest,
     Conflict,
     FieldError,
+    Forbidden,
     NotFound,
     PreconditionFailed,
     Unprocessable,
@@ -32,6 +34,7 @@ from metacrm.runtime.autonumber import next_autonumber
 from metacrm.runtime.catalog import Catalog
 from metacrm.runtime.listing import ListQuery, check_names, list_records
 from metacrm.runtime.output import records_json
+from metacrm.runtime.permissions import Permissions, Reading
 from metacrm.runtime.record_rules import WriteContext, apply_default_expressions, rule_errors
 from metacrm.runtime.record_schema import input_validator, writable
 from metacrm.runtime.rules import SqlCompiler
@@ -57,9 +60,9 @@ class RecordService:
     ) -> dict[str, Any]:
         entity = self.catalog.entity(entity_name)
         if fields:
-            check_names(entity, fields, "fields")
-        row = self._row(entity, record_id)
-        record = self.to_json(entity, row, fields)
+            check_names(self.permissions.view(entity, probe=False), fields, "fields")
+        row, reading = self.read_row(entity, record_id)
+        record = self.output(entity, reading, [row], fields)[0]
         if expand:
             self.expand(entity, [record], expand)
         return record
@@ -70,7 +73,8 @@ class RecordService:
 
     def history(self, entity_name: str, record_id: str) -> list[dict[str, Any]]:
         entity = self.catalog.entity(entity_name)
-        self._row(entity, record_id, include_deleted=True)
+        row, reading = self.read_row(entity, record_id, include_deleted=True)
+        policy = reading.policy(row)
         rows = self.conn.execute(
             select(record_history)
             .where(record_history.c.entity == entity.name, record_history.c.record_id == record_id)
@@ -82,17 +86,29 @@ class RecordService:
                 "action": r.action,
                 "changed_at": to_json(as_utc(r.changed_at)),
                 "changed_by": r.changed_by,
-                "changes": {
-                    name: {"old": old, "new": new} for name, (old, new) in r.changes.items()
-                },
+                "changes": policy.changes(
+                    entity,
+                    {name: {"old": old, "new": new} for name, (old, new) in r.changes.items()},
+                ),
             }
             for r in rows
         ]
 
-    def to_json(
-        self, entity: EntityDef, row: Any, fields: Sequence[str] | None = None
-    ) -> dict[str, Any]:
-        return records_json(entity, [row], fields)[0]
+    def output(
+        self,
+        entity: EntityDef,
+        reading: Reading,
+        rows: Sequence[Any],
+        fields: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows as JSON records, each showing its fields as the caller's permissions allow."""
+        records = records_json(entity, rows, fields)
+        if reading.unrestricted:
+            return records
+        if not reading.grant_columns:
+            policy = reading.policy()
+            return [policy.apply(entity, r) for r in records]
+        return [reading.policy(row).apply(entity, r) for row, r in zip(rows, records, strict=True)]
 
     def expand(
         self, entity: EntityDef, records: list[dict[str, Any]], names: Sequence[str]
@@ -107,14 +123,12 @@ class RecordService:
             target = self.catalog.entity(f.target or "")
             table = self.catalog.table(target.name)
             ids = {r[name] for r in records if isinstance(r.get(name), str)}
-            if not ids:
+            if not ids or not self.permissions.may(target, "read"):
                 continue
             compiler = self.compiler(target)
-            stmt = compiler.apply(self.select_records(target, compiler))
-            rows = self.conn.execute(
-                stmt.where(table.c.id.in_(ids), table.c.deleted_at.is_(None))
-            ).all()
-            found = {r["id"]: r for r in records_json(target, rows)}
+            stmt, reading = self.readable(target, compiler)
+            rows = self.conn.execute(stmt.where(table.c.id.in_(ids))).all()
+            found = {r["id"]: r for r in self.output(target, reading, rows)}
             for record in records:
                 value = record.get(name)
                 if isinstance(value, str):
@@ -124,10 +138,18 @@ class RecordService:
         return WriteContext(self.conn, self.catalog, self.user_values(), self.now)
 
     def user_values(self) -> dict[str, Any]:
-        return {"id": self.user.id, "role": self.user.role, "org_unit": None}
+        return {"id": self.user.id, "role": self.user.role, "org_unit": self.user.org_unit}
+
+    @cached_property
+    def permissions(self) -> Permissions:
+        return Permissions(self.conn, self.catalog, self.user, self._plain_compiler)
 
     def compiler(self, entity: EntityDef) -> SqlCompiler:
-        """Compiles filters, sorts and formulas over the entity's table for this caller."""
+        """Compiles the caller's filters and sorts (and formulas) over the entity's table; a
+        looked-up record the caller may not read joins as absent."""
+        return self._plain_compiler(entity, guarded=True)
+
+    def _plain_compiler(self, entity: EntityDef, *, guarded: bool = False) -> SqlCompiler:
         return SqlCompiler(
             entity,
             self.catalog.table(entity.name),
@@ -135,32 +157,77 @@ class RecordService:
             self.user_values(),
             self.now,
             resolve_entity=self.catalog.find,
+            join_guard=self._readable_ids if guarded and not self.user.is_admin else None,
         )
 
-    def select_records(self, entity: EntityDef, compiler: SqlCompiler) -> Select[Any]:
+    def _readable_ids(self, target: EntityDef, alias: FromClause) -> ColumnElement[bool] | None:
+        """For a joined lookup: the looked-up record is one the caller may read."""
+        compiler = self._plain_compiler(target)
+        condition = self.permissions.condition(target, "read", compiler)
+        if condition is None:
+            return None
+        table = compiler.table
+        readable = compiler.apply(select(table.c.id).where(condition))
+        return alias.c.id.in_(readable)
+
+    def select_records(self, entity: EntityDef, compiler: SqlCompiler, *extra: Any) -> Select[Any]:
         """The table's columns plus every formula field, computed by the database."""
         formulas = [
             compiler.column_for((f.name,)).label(f.name)
             for f in entity.fields
             if f.type == "formula"
         ]
-        return select(self.catalog.table(entity.name), *formulas)
+        return select(self.catalog.table(entity.name), *formulas, *extra)
 
-    def _row(self, entity: EntityDef, record_id: str, *, include_deleted: bool = False) -> Any:
-        table = self.catalog.table(entity.name)
-        compiler = self.compiler(entity)
-        stmt = compiler.apply(self.select_records(entity, compiler)).where(table.c.id == record_id)
+    def readable(
+        self, entity: EntityDef, compiler: SqlCompiler, *, include_deleted: bool = False
+    ) -> tuple[Select[Any], Reading]:
+        """The records the caller may read, as a statement ready for more conditions: the
+        permission condition is in its WHERE clause, per-role grant flags among its columns.
+        Compile the caller's filter with `compiler` first: its joins are fixed here."""
+        reading = self.permissions.reading(entity, compiler)
+        stmt = self.select_records(entity, compiler, *reading.grant_columns)
+        if reading.condition is not None:
+            stmt = stmt.where(reading.condition)
         if not include_deleted:
-            stmt = stmt.where(table.c.deleted_at.is_(None))
-        row = self.conn.execute(stmt).first()
+            stmt = stmt.where(self.catalog.table(entity.name).c.deleted_at.is_(None))
+        return compiler.apply(stmt), reading
+
+    def read_row(
+        self, entity: EntityDef, record_id: str, *, include_deleted: bool = False
+    ) -> tuple[Any, Reading]:
+        """One record the caller may read; any other is not found, whether it exists or not."""
+        table = self.catalog.table(entity.name)
+        stmt, reading = self.readable(
+            entity, self.compiler(entity), include_deleted=include_deleted
+        )
+        row = self.conn.execute(stmt.where(table.c.id == record_id)).first()
         if row is None:
             raise NotFound(f"no {entity.name} with id {record_id!r}")
-        return row
+        return row, reading
+
+    def _row(self, entity: EntityDef, record_id: str, *, include_deleted: bool = False) -> Any:
+        return self.read_row(entity, record_id, include_deleted=include_deleted)[0]
+
+    def _allows(self, entity: EntityDef, action: str, record_id: str) -> bool:
+        """Whether the action's permission condition selects the record as it is now."""
+        compiler = self._plain_compiler(entity)
+        condition = self.permissions.condition(entity, action, compiler)
+        if condition is None:
+            return True
+        table = compiler.table
+        stmt = compiler.apply(select(table.c.id).where(table.c.id == record_id, condition))
+        return self.conn.execute(stmt).first() is not None
+
+    def require_on(self, entity: EntityDef, action: str, record_id: str, what: str) -> None:
+        if not self._allows(entity, action, record_id):
+            raise Forbidden(f"you may not {what} this {entity.name}")
 
     # ---- writing -------------------------------------------------------------------------
 
     def create(self, entity_name: str, data: Any) -> dict[str, Any]:
         entity = self.catalog.entity(entity_name)
+        self.permissions.require(entity, "create")
         table = self.catalog.table(entity.name)
         record_id = new_id()
         system = {
@@ -172,17 +239,20 @@ class RecordService:
             "updated_by": self.user.id,
             "version": 1,
         }
-        values = self._validated(entity, data, existing=None, base=system)
+        values = self._validated(entity, data, existing=None, base=system, action="create")
         for f in entity.fields:
             if f.type == "autonumber":
                 values[f.name] = next_autonumber(self.conn, entity.name, f, self.now)
         system["owner"] = values.pop("owner", None) or self.user.id
         row = {**system, **{k: to_storage(entity.field_map[k], v) for k, v in values.items()}}
         self._write(entity, lambda: self.conn.execute(table.insert().values(row)))
+        # The scope is checked on the record as written (its owner, its values): one SQL
+        # condition decides, the same that filters reads.
+        self.require_on(entity, "create", record_id, "create")
         changes = {k: [None, to_json(v)] for k, v in values.items() if v is not None}
         changes["owner"] = [None, system["owner"]]
-        self._record_history(entity, record_id, 1, "create", changes)
-        return self.get(entity.name, record_id)
+        self.record_history(entity, record_id, 1, "create", changes)
+        return self._written(entity, record_id, 1)
 
     def update(
         self, entity_name: str, record_id: str, data: Any, *, if_match: int | None = None
@@ -190,12 +260,18 @@ class RecordService:
         entity = self.catalog.entity(entity_name)
         table = self.catalog.table(entity.name)
         row = self._row(entity, record_id)
+        self.permissions.require(entity, "update")
+        self.require_on(entity, "update", record_id, "change")
         self._check_version(entity, row, if_match)
         current = {f.name: from_storage(f, row._mapping[f.name]) for f in entity.stored_columns}
-        values = self._validated(entity, data, existing=current, base=current)
+        values = self._validated(entity, data, existing=current, base=current, action="update")
         changed = {k: v for k, v in values.items() if current.get(k) != v}
         if not changed:
-            return self.to_json(entity, row)
+            return self.get(entity.name, record_id)
+        transfer = "owner" in changed
+        if transfer:
+            self.permissions.require(entity, "transfer")
+            self.require_on(entity, "transfer", record_id, "transfer")
         version = row.version + 1
         stored = {k: to_storage(entity.field_map[k], v) for k, v in changed.items()}
         stored.update(version=version, updated_at=self.now, updated_by=self.user.id)
@@ -206,24 +282,38 @@ class RecordService:
         )
         if self._write(entity, lambda: self.conn.execute(stmt)).rowcount != 1:
             raise PreconditionFailed(f"{entity.name} {record_id} was changed by someone else")
-        self._record_history(
+        if not transfer and not self._allows(entity, "update", record_id):
+            raise Forbidden(f"the change would take this {entity.name} out of what you may change")
+        self.record_history(
             entity,
             record_id,
             version,
             "update",
             {k: [to_json(current.get(k)), to_json(v)] for k, v in changed.items()},
         )
-        return self.get(entity.name, record_id)
+        return self._written(entity, record_id, version)
+
+    def _written(self, entity: EntityDef, record_id: str, version: int) -> dict[str, Any]:
+        """The record after a write, as the caller may now read it; a writer who may not read
+        the result (it went to another owner) learns only its id and version."""
+        try:
+            return self.get(entity.name, record_id)
+        except NotFound:
+            return {"id": record_id, "version": version}
 
     def delete(self, entity_name: str, record_id: str, *, if_match: int | None = None) -> None:
         entity = self.catalog.entity(entity_name)
         row = self._row(entity, record_id)
+        self.permissions.require(entity, "delete")
+        self.require_on(entity, "delete", record_id, "delete")
         self._check_version(entity, row, if_match)
         self._set_deleted(entity, row, self.now, "delete")
 
     def restore(self, entity_name: str, record_id: str) -> dict[str, Any]:
         entity = self.catalog.entity(entity_name)
         row = self._row(entity, record_id, include_deleted=True)
+        self.permissions.require(entity, "delete")
+        self.require_on(entity, "delete", record_id, "restore")
         if row.deleted_at is None:
             raise Conflict(f"{entity.name} {record_id} is not deleted")
         self._set_deleted(entity, row, None, "restore")
@@ -240,7 +330,7 @@ class RecordService:
         if self._write(entity, lambda: self.conn.execute(stmt)).rowcount != 1:
             raise PreconditionFailed(f"{entity.name} {row.id} was changed by someone else")
         old = to_json(as_utc(row.deleted_at)) if row.deleted_at else None
-        self._record_history(entity, row.id, version, action, {"deleted_at": [old, to_json(when)]})
+        self.record_history(entity, row.id, version, action, {"deleted_at": [old, to_json(when)]})
 
     def _check_version(self, entity: EntityDef, row: Any, if_match: int | None) -> None:
         if if_match is not None and if_match != row.version:
@@ -262,7 +352,7 @@ class RecordService:
                 errors=[FieldError(field_name, "unique", "must be unique")] if names else None,
             ) from None
 
-    def _record_history(
+    def record_history(
         self, entity: EntityDef, record_id: str, version: int, action: str, changes: dict[str, Any]
     ) -> None:
         self.conn.execute(
@@ -285,6 +375,7 @@ class RecordService:
         data: Any,
         existing: dict[str, Any] | None,
         base: dict[str, Any],
+        action: str,
     ) -> dict[str, Any]:
         """Coerced values for every field the client sent (and defaults on create); raises with
         every field error at once."""
@@ -292,7 +383,7 @@ class RecordService:
             raise Unprocessable(
                 "the record must be a JSON object", errors=[FieldError("", "type", "not an object")]
             )
-        errors: list[FieldError] = []
+        errors, data = self._field_permission_errors(entity, data, action)
         for err in input_validator(entity).iter_errors(data):
             errors.extend(_schema_error(entity, err))
         reported = {e.field for e in errors}
@@ -322,6 +413,34 @@ class RecordService:
         if errors:
             raise Unprocessable(f"the {entity.name} is not valid", errors=_dedupe(errors))
         return values
+
+    def _field_permission_errors(
+        self, entity: EntityDef, data: dict[str, Any], action: str
+    ) -> tuple[list[FieldError], dict[str, Any]]:
+        """A field the caller can't see is as unknown as a missing one (422); one they see but
+        may not write is refused outright (403). Returns the errors and the data left."""
+        if self.user.is_admin:
+            return [], data
+        shown = self.permissions.view(entity, probe=False).field_map
+        unknown = [n for n in data if n in entity.field_map and n not in shown]
+        frozen = [
+            n
+            for n in data
+            if n in shown
+            and not shown[n].system
+            and not self.permissions.writable(entity, action, n)
+        ]
+        if frozen:
+            raise Forbidden(
+                f"you may not change {', '.join(frozen)} of this {entity.name}",
+                errors=[
+                    FieldError(n, "forbidden", "you may not change this field") for n in frozen
+                ],
+            )
+        errors = [
+            FieldError(n, "unknown_field", f"{entity.name} has no field {n!r}") for n in unknown
+        ]
+        return errors, {k: v for k, v in data.items() if k not in unknown}
 
     def _reference_errors(self, entity: EntityDef, values: dict[str, Any]) -> list[FieldError]:
         errors = []

@@ -51,10 +51,19 @@ class Api:
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return self.client.delete(path, headers=self.headers(**kw.pop("headers", {})), **kw)
 
-    def new_user(self, email: str, *, admin: bool = False) -> str:
-        """A user and a token for them."""
+    def new_user(
+        self, email: str, *, admin: bool = False, roles: tuple[str, ...] = (), **place: Any
+    ) -> str:
+        """A user and a token for them (`place`: org_unit=…, manager=… ids)."""
         with writing(self.engine) as conn:
-            user = create_user(conn, email=email, password="a-long-password", is_admin=admin)
+            user = create_user(
+                conn,
+                email=email,
+                password="a-long-password",
+                is_admin=admin,
+                roles=roles,
+                **place,
+            )
             return create_token(conn, user)
 
     def make_entity(self, document: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +77,7 @@ def start_api(url: str) -> Api:
     install(engine)
     with writing(engine) as conn:
         admin = create_user(
-            conn, email=ADMIN_EMAIL, password="admin-password", role="admin", is_admin=True
+            conn, email=ADMIN_EMAIL, password="admin-password", is_admin=True
         )
         token = create_token(conn, admin)
     app = build_app(Settings(database_url=url), engine)

@@ -12,7 +12,7 @@ from metacrm.platform.db import make_engine, reading, refresh_statistics
 from metacrm.platform.errors import MetacrmError, NotFound
 from metacrm.platform.install import SECRET_KEY, is_installed, stored_setting
 from metacrm.platform.settings import Settings
-from metacrm.runtime.api import meta, openapi, records
+from metacrm.runtime.api import directory, meta, openapi, records, roles
 from metacrm.runtime.api.context import Runtime
 
 V1 = "/api/v1"
@@ -30,6 +30,24 @@ ROUTES = [
     ("GET", f"{V1}/meta/entities/{{name}}/versions", meta.entity_versions),
     ("POST", f"{V1}/meta/entities/{{name}}/versions/{{version}}/restore", meta.restore_version),
     ("POST", f"{V1}/meta/entities/{{name}}/rules/test", meta.test_rule),
+    ("GET", f"{V1}/meta/roles", roles.list_roles),
+    ("POST", f"{V1}/meta/roles", roles.create_role),
+    ("GET", f"{V1}/meta/roles/{{name}}", roles.get_role),
+    ("PUT", f"{V1}/meta/roles/{{name}}", roles.replace_role),
+    ("DELETE", f"{V1}/meta/roles/{{name}}", roles.delete_role),
+    ("GET", f"{V1}/meta/roles/{{name}}/versions", roles.role_versions),
+    ("POST", f"{V1}/meta/roles/{{name}}/versions/{{version}}/restore", roles.restore_role),
+    ("GET", f"{V1}/users", directory.list_all_users),
+    ("POST", f"{V1}/users", directory.create_one_user),
+    ("GET", f"{V1}/users/{{id}}", directory.get_one_user),
+    ("PATCH", f"{V1}/users/{{id}}", directory.change_one_user),
+    ("GET", f"{V1}/org-units", directory.list_org_units),
+    ("POST", f"{V1}/org-units", directory.create_org_unit),
+    ("GET", f"{V1}/org-units/{{id}}", directory.get_org_unit),
+    ("PATCH", f"{V1}/org-units/{{id}}", directory.change_org_unit),
+    ("DELETE", f"{V1}/org-units/{{id}}", directory.delete_org_unit),
+    ("GET", f"{V1}/me", directory.me),
+    ("GET", f"{V1}/me/permissions", directory.my_permissions),
     ("GET", f"{V1}/records/{{entity}}", records.list_records),
     ("POST", f"{V1}/records/{{entity}}", records.create_record),
     ("GET", f"{V1}/records/{{entity}}/{{id}}", records.get_record),
@@ -37,6 +55,9 @@ ROUTES = [
     ("DELETE", f"{V1}/records/{{entity}}/{{id}}", records.delete_record),
     ("POST", f"{V1}/records/{{entity}}/{{id}}/restore", records.restore_record),
     ("GET", f"{V1}/records/{{entity}}/{{id}}/history", records.record_history),
+    ("GET", f"{V1}/records/{{entity}}/{{id}}/shares", records.record_shares),
+    ("POST", f"{V1}/records/{{entity}}/{{id}}/shares", records.share_record),
+    ("DELETE", f"{V1}/records/{{entity}}/{{id}}/shares/{{share}}", records.unshare_record),
 ]
 
 

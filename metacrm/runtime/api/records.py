@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from metacrm.runtime import sharing
 from metacrm.runtime.api.context import Runtime, Work
 from metacrm.runtime.api.http import JSONResponse, if_match, read_json, record_response
 from metacrm.runtime.api.params import parse_list_query, parse_names
@@ -84,3 +85,31 @@ async def record_history(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     history = await _runtime(request).run(request, lambda w: w.records().history(entity, record_id))
     return JSONResponse({"data": history})
+
+
+async def record_shares(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    shares = await _runtime(request).run(
+        request, lambda w: sharing.list_shares(w.records(), entity, record_id)
+    )
+    return JSONResponse({"data": shares})
+
+
+async def share_record(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    body = await read_json(request)
+    share = await _runtime(request).run(
+        request, lambda w: sharing.add_share(w.records(), entity, record_id, body), write=True
+    )
+    return JSONResponse(share, status_code=201)
+
+
+async def unshare_record(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    share_id = request.path_params["share"]
+
+    def remove(work: Work) -> None:
+        sharing.remove_share(work.records(), entity, record_id, share_id)
+
+    await _runtime(request).run(request, remove, write=True)
+    return Response(status_code=204)

@@ -134,8 +134,12 @@ class SqlCompiler:
         now: datetime,
         *,
         resolve_entity: Callable[[str], EntityDef | None],
+        join_guard: Callable[[EntityDef, FromClause], ColumnElement[bool] | None] | None = None,
     ) -> None:
         self.entity = entity
+        # The caller's read permission on looked-up records: one they may not read joins as if
+        # it were absent, so `account.owner == ...` can't reveal an unreadable account.
+        self.join_guard = join_guard
         self.table = table
         self.table_for = table_for
         self.resolve_entity = resolve_entity
@@ -184,14 +188,17 @@ class SqlCompiler:
             raise RuleError(f"formula {field.name!r} refers to itself")
         self._formulas_in_progress.add(field.name)
         try:
-            checked = check(
-                parse(field.expression or ""),
-                Scope(self.entity, self.resolve_entity),
-                expect=field.doc.get("result_type"),
-            )
-            return self._sql(checked.node)
+            return self._formula_sql(field)
         finally:
             self._formulas_in_progress.discard(field.name)
+
+    def _formula_sql(self, field: FieldDef) -> ColumnElement[Any]:
+        checked = check(
+            parse(field.expression or ""),
+            Scope(self.entity, self.resolve_entity),
+            expect=field.doc.get("result_type"),
+        )
+        return self._sql(checked.node)
 
     def joins(self) -> list[tuple[Alias, ColumnElement[bool]]]:
         """LEFT OUTER JOINs the compiled paths need, in order: (aliased table, on-clause)."""
@@ -216,7 +223,13 @@ class SqlCompiler:
             return known[0]
         name = f"j{len(self._joins) + 1}_{'_'.join(prefix)}"[:_ALIAS_NAME_LIMIT]
         alias = self.table_for(target).alias(name)
-        self._joins[prefix] = (alias, parent.c[column] == alias.c.id)
+        on = parent.c[column] == alias.c.id
+        target_entity = self.resolve_entity(target)
+        if self.join_guard is not None and target_entity is not None:
+            readable = self.join_guard(target_entity, alias)
+            if readable is not None:
+                on = and_(on, readable)
+        self._joins[prefix] = (alias, on)
         return alias
 
     def _sql(self, node: ast.Node) -> ColumnElement[Any]:

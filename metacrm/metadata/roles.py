@@ -1,0 +1,218 @@
+"""Role documents: what users holding a role may do, per entity.
+
+Per entity a role grants actions, each with a data scope; record rules (rule-language
+conditions) narrow or widen what the scope selects; field permissions hide, mask or freeze
+fields. Roles are metadata: validated against `role.schema.json` and the entities they name,
+versioned in the store, and designed through `RoleDesigner`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from metacrm.metadata import store
+from metacrm.metadata.model import EntityDef
+from metacrm.metadata.validate import ExpressionChecker, ExpressionSite, nul_errors, schema_errors
+from metacrm.platform.errors import Conflict, FieldError, NotFound, Unprocessable
+from metacrm.platform.systables import user_roles
+from metacrm.platform.users import ADMIN_ROLE
+
+ROLE = "role"
+ACTIONS = ("read", "create", "update", "delete", "export", "import", "transfer", "share")
+SCOPES = ("own", "subordinates", "org_unit", "org_unit_tree", "all")
+# What reading a field shows, from least to most: nothing, a masked value, the value.
+HIDDEN, MASKED, VISIBLE = 0, 1, 2
+_READ_LEVEL = {"hidden": HIDDEN, "masked": MASKED, "read_only": VISIBLE}
+MASKABLE_TYPES = frozenset({"text", "textarea", "email", "phone", "url"})
+
+
+@dataclass(frozen=True)
+class RecordRule:
+    name: str
+    condition: str
+    # "narrow": only records the condition selects; "widen": those records besides the scope.
+    effect: str
+    # The actions it applies to; None means every action the role grants.
+    actions: frozenset[str] | None = None
+
+    def applies_to(self, action: str) -> bool:
+        return self.actions is None or action in self.actions
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    access: str
+    mask: Any = None
+
+    @property
+    def read_level(self) -> int:
+        return _READ_LEVEL[self.access]
+
+
+@dataclass(frozen=True)
+class EntityPermissions:
+    actions: Mapping[str, str] = field(default_factory=dict)
+    record_rules: tuple[RecordRule, ...] = ()
+    fields: Mapping[str, FieldRule] = field(default_factory=dict)
+
+    def rules(self, action: str, effect: str) -> list[RecordRule]:
+        return [r for r in self.record_rules if r.effect == effect and r.applies_to(action)]
+
+    def read_level(self, name: str) -> int:
+        rule = self.fields.get(name)
+        return VISIBLE if rule is None else rule.read_level
+
+    def writable(self, name: str) -> bool:
+        return name not in self.fields
+
+
+@dataclass(frozen=True)
+class RoleDef:
+    name: str
+    label: Mapping[str, str]
+    entities: Mapping[str, EntityPermissions]
+    version: int = 0
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any], version: int = 0) -> RoleDef:
+        entities = {}
+        for entity, spec in (doc.get("entities") or {}).items():
+            entities[entity] = EntityPermissions(
+                actions=dict(spec.get("actions") or {}),
+                record_rules=tuple(
+                    RecordRule(
+                        r["name"],
+                        r["condition"],
+                        r["effect"],
+                        frozenset(r["actions"]) if "actions" in r else None,
+                    )
+                    for r in spec.get("record_rules") or ()
+                ),
+                fields={
+                    name: FieldRule(rule["access"], rule.get("mask"))
+                    for name, rule in (spec.get("fields") or {}).items()
+                },
+            )
+        return cls(doc["name"], doc["label"], entities, version)
+
+    def on(self, entity: str) -> EntityPermissions | None:
+        return self.entities.get(entity)
+
+
+def role_errors(conn: Connection, roles: Any, at: str = "roles") -> list[FieldError]:
+    """Problems with a list of role names given to a user: each must be a role document (or
+    "admin", which callers turn into the admin flag)."""
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        return [FieldError(at, "type", "must be a list of role names")]
+    return [
+        FieldError(at, "unknown_role", f"no role named {r!r}")
+        for r in roles
+        if r != ADMIN_ROLE and store.get(conn, ROLE, r) is None
+    ]
+
+
+def validate_role(
+    doc: Any,
+    entities: Mapping[str, EntityDef],
+    check_expression: ExpressionChecker | None = None,
+) -> list[FieldError]:
+    """Every problem with a role document, each with a JSON Pointer."""
+    errors = schema_errors(ROLE, doc) + nul_errors(doc)
+    if errors or not isinstance(doc, dict):
+        return errors
+    if doc["name"] == ADMIN_ROLE:
+        errors.append(FieldError("/name", "reserved", "'admin' is the admin flag, not a role"))
+    for entity_name, spec in (doc.get("entities") or {}).items():
+        at = f"/entities/{entity_name}"
+        entity = entities.get(entity_name)
+        if entity is None:
+            errors.append(FieldError(at, "unknown_entity", f"no entity named {entity_name!r}"))
+            continue
+        names: set[str] = set()
+        for i, rule in enumerate(spec.get("record_rules") or ()):
+            if rule["name"] in names:
+                errors.append(FieldError(f"{at}/record_rules/{i}/name", "duplicate", "repeated"))
+            names.add(rule["name"])
+            if check_expression is not None:
+                site = ExpressionSite(
+                    f"{at}/record_rules/{i}/condition", rule["condition"], "boolean", needs_sql=True
+                )
+                errors.extend(check_expression(entity.doc, site))
+        for name, rule in (spec.get("fields") or {}).items():
+            found = entity.field(name)
+            where = f"{at}/fields/{name}"
+            if found is None:
+                errors.append(FieldError(where, "unknown_field", f"{entity_name} has no {name!r}"))
+            elif found.system:
+                errors.append(FieldError(where, "reserved", "system fields are always visible"))
+            elif rule["access"] == "masked" and found.type not in MASKABLE_TYPES:
+                errors.append(
+                    FieldError(
+                        f"{where}/access",
+                        "not_maskable",
+                        f"a {found.type} field can't be masked; hide it instead",
+                    )
+                )
+            elif "mask" in rule and rule["access"] != "masked":
+                errors.append(FieldError(f"{where}/mask", "unused", "only masked fields mask"))
+    return errors
+
+
+@dataclass
+class RoleDesigner:
+    """Create, replace, delete and restore role documents; every change is a new version."""
+
+    conn: Connection
+    author: str | None
+    entities: Mapping[str, EntityDef]
+    check_expression: ExpressionChecker | None = None
+
+    def create(self, doc: Any) -> RoleDef:
+        self._check(doc)
+        if store.get(self.conn, ROLE, doc["name"]) is not None:
+            raise Conflict(f"a role named {doc['name']!r} already exists")
+        return self._save(doc, "create")
+
+    def replace(self, name: str, doc: Any) -> RoleDef:
+        self.current(name)
+        self._check(doc)
+        if doc["name"] != name:
+            raise Unprocessable(
+                "a role can't be renamed", errors=[FieldError("/name", "rename", f"must be {name}")]
+            )
+        return self._save(doc, "update")
+
+    def delete(self, name: str) -> None:
+        self.current(name)
+        holders = self.conn.execute(
+            select(func.count()).where(user_roles.c.role == name)
+        ).scalar_one()
+        if holders:
+            raise Conflict(f"{holders} user(s) hold role {name!r}; take it from them first")
+        store.remove(self.conn, ROLE, name, author=self.author)
+
+    def restore(self, name: str, version: int) -> RoleDef:
+        """Bring back a past version, also of a deleted role."""
+        doc = store.version_document(self.conn, ROLE, name, version)
+        self._check(doc)
+        return self._save(doc, "restore")
+
+    def current(self, name: str) -> store.StoredDocument:
+        found = store.get(self.conn, ROLE, name)
+        if found is None:
+            raise NotFound(f"no role named {name!r}")
+        return found
+
+    def _check(self, doc: Any) -> None:
+        errors = validate_role(doc, self.entities, self.check_expression)
+        if errors:
+            raise Unprocessable("the role document is not valid", errors=errors)
+
+    def _save(self, doc: dict[str, Any], action: str) -> RoleDef:
+        doc = {k: v for k, v in doc.items() if k != "version"}
+        version = store.save(self.conn, ROLE, doc["name"], doc, author=self.author, action=action)
+        return RoleDef.from_doc(doc, version)

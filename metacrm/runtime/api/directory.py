@@ -1,0 +1,266 @@
+"""Users, the org tree, and what the caller may do: `/users`, `/org-units`, `/me`,
+`/me/permissions`. Admins manage users and units; everyone may see the tree (pickers need it),
+themselves, and their own permissions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from metacrm.metadata.roles import ACTIONS, HIDDEN, MASKED, VISIBLE, role_errors
+from metacrm.platform.errors import FieldError, Forbidden, Unprocessable
+from metacrm.platform.org import change_unit, create_unit, delete_unit, get_unit, list_units
+from metacrm.platform.users import (
+    ADMIN_ROLE,
+    UserChange,
+    change_user,
+    create_user,
+    get_user,
+    list_users,
+)
+from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.http import JSONResponse, read_json
+
+USER_FIELDS = {"email", "password", "name", "roles", "is_admin", "org_unit", "manager"}
+USER_CHANGES = {"password", "name", "roles", "is_admin", "org_unit", "manager", "is_active"}
+UNIT_FIELDS = {"name", "label", "parent", "head"}
+UNIT_CHANGES = {"label", "parent", "head"}
+READ_LEVEL_NAMES = {HIDDEN: "hidden", MASKED: "masked"}
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def _object(body: Any, allowed: set[str], what: str) -> dict[str, Any]:
+    """The body as an object of known keys, each of the right JSON type."""
+    if not isinstance(body, dict):
+        raise Unprocessable(f"{what} must be a JSON object", errors=[FieldError("", "type", "")])
+    errors = [
+        FieldError(k, "unknown_field", f"not a property of {what}")
+        for k in sorted(set(body) - allowed)
+    ]
+    for key, value in body.items():
+        expected = _TYPES.get(key)
+        if expected and value is not None and not isinstance(value, expected[0]):
+            errors.append(FieldError(key, "type", f"must be {expected[1]}"))
+        elif key in _REQUIRED_NOT_NULL and value is None:
+            errors.append(FieldError(key, "type", f"must be {_TYPES[key][1]}"))
+    if errors:
+        raise Unprocessable(f"{what} is not valid", errors=errors)
+    return body
+
+
+_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "email": (str, "text"),
+    "password": (str, "text"),
+    "name": (str, "text"),
+    "label": (str, "text"),
+    "roles": (list, "a list of role names"),
+    "is_admin": (bool, "true or false"),
+    "is_active": (bool, "true or false"),
+    "org_unit": (str, "an org unit id"),
+    "manager": (str, "a user id"),
+    "parent": (str, "an org unit id"),
+    "head": (str, "a user id"),
+}
+_REQUIRED_NOT_NULL = {"email", "password", "name", "label", "roles", "is_admin", "is_active"}
+
+
+def _roles(work: Work, body: dict[str, Any]) -> tuple[list[str] | None, bool | None]:
+    """Role names to store and the admin flag: "admin" in the list means the flag."""
+    if "roles" not in body:
+        return None, body.get("is_admin")
+    errors = role_errors(work.conn, body["roles"])
+    if errors:
+        raise Unprocessable("unknown role", errors=errors)
+    roles = body["roles"]
+    admin = body.get("is_admin", ADMIN_ROLE in roles or None)
+    return [r for r in roles if r != ADMIN_ROLE], admin
+
+
+# ---- users ----------------------------------------------------------------------------------
+
+
+async def list_all_users(request: Request) -> Response:
+    def users(work: Work) -> list[dict[str, Any]]:
+        return [u.as_json() for u in list_users(work.conn)]
+
+    return JSONResponse({"data": await _runtime(request).run(request, users, admin=True)})
+
+
+async def create_one_user(request: Request) -> Response:
+    body = _object(await read_json(request), USER_FIELDS, "a user")
+
+    def create(work: Work) -> dict[str, Any]:
+        roles, admin = _roles(work, body)
+        return create_user(
+            work.conn,
+            email=body.get("email", ""),
+            password=body.get("password", ""),
+            name=body.get("name", ""),
+            roles=roles or (),
+            is_admin=bool(admin),
+            org_unit=body.get("org_unit"),
+            manager=body.get("manager"),
+        ).as_json()
+
+    user = await _runtime(request).run(request, create, write=True, admin=True)
+    return JSONResponse(user, status_code=201, headers={"Location": f"/api/v1/users/{user['id']}"})
+
+
+async def get_one_user(request: Request) -> Response:
+    user_id = request.path_params["id"]
+
+    def one(work: Work) -> dict[str, Any]:
+        if not work.user.is_admin and work.user.id != user_id:
+            raise Forbidden("only admins may see other users' accounts")
+        return get_user(work.conn, user_id).as_json()
+
+    return JSONResponse(await _runtime(request).run(request, one))
+
+
+async def change_one_user(request: Request) -> Response:
+    user_id = request.path_params["id"]
+    body = _object(await read_json(request), USER_CHANGES, "a user change")
+
+    def change(work: Work) -> dict[str, Any]:
+        roles, admin = _roles(work, body)
+        if user_id == work.user.id and (admin is False or body.get("is_active") is False):
+            raise Unprocessable(
+                "you can't take your own admin rights or freeze yourself",
+                errors=[FieldError("is_admin" if admin is False else "is_active", "self", "")],
+            )
+        clear = frozenset(k for k in ("org_unit", "manager") if k in body and body[k] is None)
+        return change_user(
+            work.conn,
+            user_id,
+            UserChange(
+                name=body.get("name"),
+                roles=roles,
+                is_admin=admin,
+                org_unit=body.get("org_unit"),
+                manager=body.get("manager"),
+                is_active=body.get("is_active"),
+                password=body.get("password"),
+                clear=clear,
+            ),
+        ).as_json()
+
+    return JSONResponse(await _runtime(request).run(request, change, write=True, admin=True))
+
+
+# ---- org units ------------------------------------------------------------------------------
+
+
+async def list_org_units(request: Request) -> Response:
+    def units(work: Work) -> list[dict[str, Any]]:
+        return [u.as_json() for u in list_units(work.conn)]
+
+    return JSONResponse({"data": await _runtime(request).run(request, units)})
+
+
+async def create_org_unit(request: Request) -> Response:
+    body = _object(await read_json(request), UNIT_FIELDS, "an org unit")
+
+    def create(work: Work) -> dict[str, Any]:
+        return create_unit(
+            work.conn,
+            name=body.get("name", ""),
+            label=body.get("label"),
+            parent=body.get("parent"),
+            head=body.get("head"),
+        ).as_json()
+
+    unit = await _runtime(request).run(request, create, write=True, admin=True)
+    location = f"/api/v1/org-units/{unit['id']}"
+    return JSONResponse(unit, status_code=201, headers={"Location": location})
+
+
+async def get_org_unit(request: Request) -> Response:
+    unit_id = request.path_params["id"]
+    unit = await _runtime(request).run(request, lambda w: get_unit(w.conn, unit_id).as_json())
+    return JSONResponse(unit)
+
+
+async def change_org_unit(request: Request) -> Response:
+    unit_id = request.path_params["id"]
+    body = _object(await read_json(request), UNIT_CHANGES, "an org unit change")
+
+    def change(work: Work) -> dict[str, Any]:
+        clear = frozenset(k for k in ("parent", "head") if k in body and body[k] is None)
+        return change_unit(
+            work.conn,
+            unit_id,
+            label=body.get("label"),
+            parent=body.get("parent"),
+            head=body.get("head"),
+            clear=clear,
+        ).as_json()
+
+    return JSONResponse(await _runtime(request).run(request, change, write=True, admin=True))
+
+
+async def delete_org_unit(request: Request) -> Response:
+    unit_id = request.path_params["id"]
+
+    def remove(work: Work) -> None:
+        delete_unit(work.conn, unit_id)
+
+    await _runtime(request).run(request, remove, write=True, admin=True)
+    return Response(status_code=204)
+
+
+# ---- me -------------------------------------------------------------------------------------
+
+
+async def me(request: Request) -> Response:
+    return JSONResponse(await _runtime(request).run(request, lambda w: w.user.as_json()))
+
+
+async def my_permissions(request: Request) -> Response:
+    return JSONResponse(await _runtime(request).run(request, permissions_of))
+
+
+def permissions_of(work: Work) -> dict[str, Any]:
+    """Per entity: each action the caller may take with the scopes that grant it (and whether
+    record rules or shares shape it), and per field whether they see it and may write it."""
+    permissions = work.records().permissions
+    entities = {}
+    for entity in sorted(work.catalog.entities.values(), key=lambda e: e.name):
+        actions: dict[str, Any] = {}
+        for action in ACTIONS:
+            roles = permissions.grants(entity, action)
+            if permissions.is_admin:
+                actions[action] = {"scopes": ["all"], "rules": False}
+            elif roles:
+                actions[action] = {
+                    "scopes": sorted({p.actions[action] for p in roles}),
+                    "rules": any(
+                        p.rules(action, "narrow") or p.rules(action, "widen") for p in roles
+                    ),
+                }
+        if not actions:
+            continue
+        readers = permissions.grants(entity, "read")
+        fields = {}
+        for f in entity.fields:
+            levels = {p.read_level(f.name) for p in readers}
+            if permissions.is_admin or levels == {VISIBLE}:
+                read = "visible"
+            elif len(levels) == 1:
+                read = READ_LEVEL_NAMES[levels.pop()]
+            else:
+                read = "varies"  # the roles granting each record decide
+            fields[f.name] = {
+                "read": read,
+                "filter": read == "visible",
+                "create": permissions.may(entity, "create")
+                and permissions.writable(entity, "create", f.name),
+                "update": permissions.may(entity, "update")
+                and permissions.writable(entity, "update", f.name),
+            }
+        entities[entity.name] = {"actions": actions, "fields": fields}
+    return {"user": work.user.as_json(), "is_admin": work.user.is_admin, "entities": entities}
