@@ -21,6 +21,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from metacrm.runtime.api.app import ROUTES
+
 OPENAPI = "/api/v1/openapi.json"
 RECORDS = "/api/v1/records"
 META = "/api/v1/meta/entities"
@@ -131,6 +133,44 @@ def test_a_field_added_through_the_metadata_api_is_in_the_next_document(crm: Api
     schemas = after["components"]["schemas"]
     assert "integer" in schemas["Opportunity"]["properties"]["discount"]["type"]
     assert "integer" in schemas["OpportunityInput"]["properties"]["discount"]["type"]
+
+
+def test_every_route_of_the_app_is_in_the_document(crm: Api) -> None:
+    paths = openapi(crm)["paths"]
+    documented = {
+        (path.replace("{entity}", "account"), method.upper())
+        for path, item in paths.items()
+        for method in item
+        if method != "parameters"
+    }
+    for method, path, _ in ROUTES:
+        if path in (OPENAPI, "/api/docs"):
+            continue  # the document and its page
+        concrete = path.replace("{entity}", "account")
+        assert (concrete, method) in documented, f"{method} {path} is not documented"
+
+
+def test_a_caller_sees_only_the_entities_and_fields_their_roles_show(crm: Api) -> None:
+    role = {
+        "name": "viewer",
+        "label": {"en": "Viewer"},
+        "entities": {
+            "account": {"actions": {"read": "own"}, "fields": {"name": {"access": "hidden"}}}
+        },
+    }
+    assert crm.post("/api/v1/meta/roles", role).status_code == 201
+    token = crm.new_user("viewer@example.com", roles=("viewer",))
+    response = crm.get(OPENAPI, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    document = response.json()
+    validate(document, cls=OpenAPIV31SpecValidator)
+    schemas = document["components"]["schemas"]
+    assert "name" not in schemas["Account"]["properties"]
+    assert "name" not in schemas["AccountInput"]["properties"]
+    assert "Opportunity" not in schemas
+    assert f"{RECORDS}/opportunity" not in document["paths"]
+    # The admin still sees everything.
+    assert "name" in openapi(crm)["components"]["schemas"]["Account"]["properties"]
 
 
 def test_a_new_entity_gets_paths_and_schemas_in_the_next_document(crm: Api) -> None:

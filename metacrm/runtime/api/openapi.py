@@ -9,9 +9,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 import metacrm
+from metacrm.metadata.roles import ACTIONS
 from metacrm.runtime.api.http import JSONResponse
 from metacrm.runtime.catalog import Catalog
 from metacrm.runtime.listing import MAX_LIMIT
+from metacrm.runtime.permissions import Permissions
 from metacrm.runtime.record_schema import input_schema, output_schema
 
 PROBLEM = {
@@ -262,7 +264,86 @@ def _meta_paths() -> dict[str, Any]:
     }
 
 
-def build_openapi(catalog: Catalog) -> dict[str, Any]:
+# Users, org units, roles, shares and the caller: (path, method, operationId, tag, success
+# status, has a JSON body). Their documents are described in the README.
+_MANAGEMENT = [
+    ("/api/v1/meta/roles", "get", "list_roles", "roles", "200", False),
+    ("/api/v1/meta/roles", "post", "create_role", "roles", "201", True),
+    ("/api/v1/meta/roles/{name}", "get", "get_role", "roles", "200", False),
+    ("/api/v1/meta/roles/{name}", "put", "replace_role", "roles", "200", True),
+    ("/api/v1/meta/roles/{name}", "delete", "delete_role", "roles", "204", False),
+    ("/api/v1/meta/roles/{name}/versions", "get", "role_versions", "roles", "200", False),
+    (
+        "/api/v1/meta/roles/{name}/versions/{version}/restore",
+        "post",
+        "restore_role_version",
+        "roles",
+        "200",
+        False,
+    ),
+    ("/api/v1/users", "get", "list_users", "users", "200", False),
+    ("/api/v1/users", "post", "create_user", "users", "201", True),
+    ("/api/v1/users/{id}", "get", "get_user", "users", "200", False),
+    ("/api/v1/users/{id}", "patch", "change_user", "users", "200", True),
+    ("/api/v1/org-units", "get", "list_org_units", "users", "200", False),
+    ("/api/v1/org-units", "post", "create_org_unit", "users", "201", True),
+    ("/api/v1/org-units/{id}", "get", "get_org_unit", "users", "200", False),
+    ("/api/v1/org-units/{id}", "patch", "change_org_unit", "users", "200", True),
+    ("/api/v1/org-units/{id}", "delete", "delete_org_unit", "users", "204", False),
+    ("/api/v1/me", "get", "me", "users", "200", False),
+    ("/api/v1/me/permissions", "get", "my_permissions", "users", "200", False),
+]
+_SHARES = [
+    ("/shares", "get", "list_shares", "200", False),
+    ("/shares", "post", "share", "201", True),
+    ("/shares/{share}", "delete", "unshare", "204", False),
+]
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    return [
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer" if n == "version" else "string"},
+        }
+        for n in names
+    ]
+
+
+def _operation(op_id: str, tag: str, status: str, has_body: bool) -> dict[str, Any]:
+    doc = {"type": "object"}
+    success = {"description": "No content"} if status == "204" else _json(doc)
+    operation: dict[str, Any] = {
+        "operationId": op_id,
+        "tags": [tag],
+        "responses": {status: success, **(WRITE_ERRORS if has_body else ERRORS)},
+    }
+    if has_body:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": doc}},
+        }
+    return operation
+
+
+def _management_paths(entities: list[str]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    rows = list(_MANAGEMENT)
+    for name in entities:
+        base = f"/api/v1/records/{name}/{{id}}"
+        rows += [(base + p, m, f"{o}_{name}", name, st, b) for p, m, o, st, b in _SHARES]
+    for path, method, op_id, tag, status, has_body in rows:
+        item = paths.setdefault(path, {"parameters": _path_parameters(path)})
+        item[method] = _operation(op_id, tag, status, has_body)
+    return paths
+
+
+def build_openapi(catalog: Catalog, permissions: Permissions | None = None) -> dict[str, Any]:
+    """The document as the caller sees the metadata: entities they may use, and in each record
+    schema only the fields some role of theirs shows them."""
     schemas: dict[str, Any] = {"Problem": PROBLEM}
     paths: dict[str, Any] = {
         "/healthz": {
@@ -278,7 +359,15 @@ def build_openapi(catalog: Catalog) -> dict[str, Any]:
         }
     }
     paths.update(_meta_paths())
-    for entity in sorted(catalog.entities.values(), key=lambda e: e.name):
+    entities = sorted(catalog.entities.values(), key=lambda e: e.name)
+    if permissions is not None:
+        entities = [
+            permissions.view(e, probe=False)
+            for e in entities
+            if any(permissions.may(e, action) for action in ACTIONS)
+        ]
+    paths.update(_management_paths([e.name for e in entities]))
+    for entity in entities:
         title = _schema_name(entity.name)
         schemas[title] = output_schema(entity)
         accepted = copy.deepcopy(input_schema(entity))
@@ -303,7 +392,9 @@ def build_openapi(catalog: Catalog) -> dict[str, Any]:
 
 async def openapi_json(request: Request) -> Response:
     runtime = request.app.state.runtime
-    document = await runtime.run(request, lambda w: build_openapi(w.catalog))
+    document = await runtime.run(
+        request, lambda w: build_openapi(w.catalog, w.records().permissions)
+    )
     return JSONResponse(document)
 
 
