@@ -76,9 +76,7 @@ def start_api(url: str) -> Api:
     engine = make_engine(url)
     install(engine)
     with writing(engine) as conn:
-        admin = create_user(
-            conn, email=ADMIN_EMAIL, password="admin-password", is_admin=True
-        )
+        admin = create_user(conn, email=ADMIN_EMAIL, password="admin-password", is_admin=True)
         token = create_token(conn, admin)
     app = build_app(Settings(database_url=url), engine)
     return Api(TestClient(app, raise_server_exceptions=False), engine, url, token)
