@@ -218,7 +218,7 @@ class Permissions:
         roles = self.grants(entity, "read")
         condition = self.condition(entity, "read", compiler)
         grant_columns: list[Label[Any]] = []
-        if len({tuple(sorted(p.fields.items())) for p in roles}) > 1:
+        if any(p.fields != roles[0].fields for p in roles[1:]):
             for i, perms in enumerate(roles):
                 clause = self._role_clause(entity, "read", perms, compiler)
                 flag = literal(1) if clause is None else case((clause, 1), else_=0)

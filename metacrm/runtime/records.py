@@ -114,8 +114,9 @@ class RecordService:
         self, entity: EntityDef, records: list[dict[str, Any]], names: Sequence[str]
     ) -> None:
         """Replace lookup ids with the target records (one query per lookup field)."""
+        shown = self.permissions.view(entity, probe=False)
         for name in names:
-            f = entity.field(name)
+            f = shown.field(name)
             if f is None or f.type != "lookup":
                 raise BadRequest(
                     f"can't expand {name!r}: it is not a lookup field of {entity.name}"
@@ -123,12 +124,12 @@ class RecordService:
             target = self.catalog.entity(f.target or "")
             table = self.catalog.table(target.name)
             ids = {r[name] for r in records if isinstance(r.get(name), str)}
-            if not ids or not self.permissions.may(target, "read"):
-                continue
-            compiler = self.compiler(target)
-            stmt, reading = self.readable(target, compiler)
-            rows = self.conn.execute(stmt.where(table.c.id.in_(ids))).all()
-            found = {r["id"]: r for r in self.output(target, reading, rows)}
+            found: dict[str, dict[str, Any]] = {}
+            if ids and self.permissions.may(target, "read"):
+                compiler = self.compiler(target)
+                stmt, reading = self.readable(target, compiler)
+                rows = self.conn.execute(stmt.where(table.c.id.in_(ids))).all()
+                found = {r["id"]: r for r in self.output(target, reading, rows)}
             for record in records:
                 value = record.get(name)
                 if isinstance(value, str):
