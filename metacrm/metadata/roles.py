@@ -8,6 +8,7 @@ versioned in the store, and designed through `RoleDesigner`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from metacrm.platform.systables import user_roles
 from metacrm.platform.users import ADMIN_ROLE
 
 ROLE = "role"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "transfer", "share")
 SCOPES = ("own", "subordinates", "org_unit", "org_unit_tree", "all")
 # What reading a field shows, from least to most: nothing, a masked value, the value.
@@ -111,7 +113,7 @@ def role_errors(conn: Connection, roles: Any, at: str = "roles") -> list[FieldEr
     return [
         FieldError(at, "unknown_role", f"no role named {r!r}")
         for r in roles
-        if r != ADMIN_ROLE and store.get(conn, ROLE, r) is None
+        if r != ADMIN_ROLE and (not _NAME.match(r) or store.get(conn, ROLE, r) is None)
     ]
 
 

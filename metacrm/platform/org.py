@@ -78,8 +78,8 @@ def change_unit(
 ) -> OrgUnit:
     """Relabel, move (never under itself or its own subtree) or change the head of a unit."""
     current = get_unit(conn, unit_id)
-    new_parent = None if "parent" in clear else (parent or current.parent)
-    new_head = None if "head" in clear else (head or current.head)
+    new_parent = None if "parent" in clear else current.parent if parent is None else parent
+    new_head = None if "head" in clear else current.head if head is None else head
     errors = _label_errors(label) + _reference_errors(conn, unit_id, new_parent, new_head)
     if errors:
         raise Unprocessable("invalid org unit", errors=errors)
@@ -138,8 +138,10 @@ def _name_errors(name: Any) -> list[FieldError]:
 
 
 def _label_errors(label: Any) -> list[FieldError]:
-    if label is not None and (not isinstance(label, str) or not 0 < len(label) <= 200):
-        return [FieldError("label", "type", "must be text of 1 to 200 characters")]
+    if label is not None and (
+        not isinstance(label, str) or not 0 < len(label) <= 200 or "\x00" in label
+    ):
+        return [FieldError("label", "type", "must be text of 1 to 200 characters, no NUL")]
     return []
 
 
@@ -147,6 +149,9 @@ def _reference_errors(
     conn: Connection, unit_id: str | None, parent: str | None, head: str | None
 ) -> list[FieldError]:
     errors = []
+    for name, value in (("parent", parent), ("head", head)):
+        if value is not None and ("\x00" in value or len(value) > 26):
+            return [FieldError(name, "not_found", f"no {name} {value!r}")]
     if parent is not None:
         if not unit_exists(conn, parent):
             errors.append(FieldError("parent", "not_found", f"no org unit with id {parent!r}"))

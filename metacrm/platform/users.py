@@ -21,7 +21,7 @@ from metacrm.platform.org import ancestors_of_user, unit_exists
 from metacrm.platform.security import hash_password, hash_token, new_token
 from metacrm.platform.systables import api_tokens, meta_stamp, user_roles, users
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
 MIN_PASSWORD_LENGTH = 8
 ADMIN_ROLE = "admin"
 
@@ -83,6 +83,7 @@ def create_user(
     errors = []
     if not isinstance(email, str) or not _EMAIL.match(email) or len(email) > 320:
         errors.append(FieldError("email", "format", "must be an email address"))
+    errors += text_errors("name", name, 200) + text_errors("roles", roles, 63)
     errors.extend(_password_errors(password))
     errors.extend(_reference_errors(conn, None, org_unit, manager))
     if errors:
@@ -111,9 +112,10 @@ def create_user(
 def change_user(conn: Connection, user_id: str, change: UserChange) -> User:
     """Apply a change; freezing (is_active false) revokes every token of the user at once."""
     current = get_user(conn, user_id)
-    org_unit = None if "org_unit" in change.clear else (change.org_unit or current.org_unit)
-    manager = None if "manager" in change.clear else (change.manager or current.manager)
+    org_unit = _kept(change.org_unit, current.org_unit, "org_unit" in change.clear)
+    manager = _kept(change.manager, current.manager, "manager" in change.clear)
     errors = _reference_errors(conn, user_id, org_unit, manager)
+    errors += text_errors("name", change.name, 200) + text_errors("roles", change.roles, 63)
     if change.password is not None:
         errors.extend(_password_errors(change.password))
     if errors:
@@ -146,6 +148,21 @@ def _set_roles(conn: Connection, user_id: str, roles: Iterable[str]) -> None:
         conn.execute(user_roles.insert(), [{"user_id": user_id, "role": r} for r in unique])
 
 
+def _kept(new: str | None, current: str | None, clear: bool) -> str | None:
+    """A reference after a change: cleared, replaced (even by a bad value, which the reference
+    check then refuses), or kept."""
+    return None if clear else current if new is None else new
+
+
+def text_errors(name: str, value: Any, max_length: int) -> list[FieldError]:
+    """Text every database can store: no NUL, not too long (each item of a list too)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if isinstance(item, str) and ("\x00" in item or len(item) > max_length):
+            return [FieldError(name, "text", f"at most {max_length} characters, no NUL")]
+    return []
+
+
 def _password_errors(password: Any) -> list[FieldError]:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         message = f"must be at least {MIN_PASSWORD_LENGTH} characters"
@@ -157,6 +174,9 @@ def _reference_errors(
     conn: Connection, user_id: str | None, org_unit: str | None, manager: str | None
 ) -> list[FieldError]:
     errors = []
+    for name, value in (("org_unit", org_unit), ("manager", manager)):
+        if value is not None and text_errors(name, value, 26):
+            return [FieldError(name, "not_found", f"no {name.replace('_', ' ')} {value!r}")]
     if org_unit is not None and not unit_exists(conn, org_unit):
         errors.append(FieldError("org_unit", "not_found", f"no org unit with id {org_unit!r}"))
     if manager is not None:

@@ -297,6 +297,8 @@ class RecordService:
     def _written(self, entity: EntityDef, record_id: str, version: int) -> dict[str, Any]:
         """The record after a write, as the caller may now read it; a writer who may not read
         the result (it went to another owner) learns only its id and version."""
+        if not self.permissions.may(entity, "read"):
+            return {"id": record_id, "version": version}
         try:
             return self.get(entity.name, record_id)
         except NotFound:
@@ -423,14 +425,12 @@ class RecordService:
         if self.user.is_admin:
             return [], data
         shown = self.permissions.view(entity, probe=False).field_map
-        unknown = [n for n in data if n in entity.field_map and n not in shown]
-        frozen = [
-            n
-            for n in data
-            if n in shown
-            and not shown[n].system
-            and not self.permissions.writable(entity, action, n)
+        # A field is known to a writer who sees it or may write it (a create-only role).
+        writable = {n for n in data if self.permissions.writable(entity, action, n)}
+        unknown = [
+            n for n in data if n in entity.field_map and n not in shown and n not in writable
         ]
+        frozen = [n for n in data if n in shown and not shown[n].system and n not in writable]
         if frozen:
             raise Forbidden(
                 f"you may not change {', '.join(frozen)} of this {entity.name}",

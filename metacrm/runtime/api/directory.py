@@ -92,9 +92,10 @@ async def list_all_users(request: Request) -> Response:
 
 
 async def create_one_user(request: Request) -> Response:
-    body = _object(await read_json(request), USER_FIELDS, "a user")
+    raw = await read_json(request)
 
     def create(work: Work) -> dict[str, Any]:
+        body = _object(raw, USER_FIELDS, "a user")
         roles, admin = _roles(work, body)
         return create_user(
             work.conn,
@@ -124,9 +125,10 @@ async def get_one_user(request: Request) -> Response:
 
 async def change_one_user(request: Request) -> Response:
     user_id = request.path_params["id"]
-    body = _object(await read_json(request), USER_CHANGES, "a user change")
+    raw = await read_json(request)
 
     def change(work: Work) -> dict[str, Any]:
+        body = _object(raw, USER_CHANGES, "a user change")
         roles, admin = _roles(work, body)
         if user_id == work.user.id and (admin is False or body.get("is_active") is False):
             raise Unprocessable(
@@ -163,9 +165,10 @@ async def list_org_units(request: Request) -> Response:
 
 
 async def create_org_unit(request: Request) -> Response:
-    body = _object(await read_json(request), UNIT_FIELDS, "an org unit")
+    raw = await read_json(request)
 
     def create(work: Work) -> dict[str, Any]:
+        body = _object(raw, UNIT_FIELDS, "an org unit")
         return create_unit(
             work.conn,
             name=body.get("name", ""),
@@ -187,9 +190,10 @@ async def get_org_unit(request: Request) -> Response:
 
 async def change_org_unit(request: Request) -> Response:
     unit_id = request.path_params["id"]
-    body = _object(await read_json(request), UNIT_CHANGES, "an org unit change")
+    raw = await read_json(request)
 
     def change(work: Work) -> dict[str, Any]:
+        body = _object(raw, UNIT_CHANGES, "an org unit change")
         clear = frozenset(k for k in ("parent", "head") if k in body and body[k] is None)
         return change_unit(
             work.conn,
@@ -250,6 +254,8 @@ def permissions_of(work: Work) -> dict[str, Any]:
             levels = {p.read_level(f.name) for p in readers}
             if permissions.is_admin or levels == {VISIBLE}:
                 read = "visible"
+            elif not levels:
+                read = "hidden"  # no role lets them read this entity
             elif len(levels) == 1:
                 read = READ_LEVEL_NAMES[levels.pop()]
             else:
