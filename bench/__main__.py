@@ -1,13 +1,15 @@
 """Entry point for `python -m bench` (and `make bench`): the HTTP benchmark, then the rules one.
 
 The HTTP run lives in bench/run.py and the rules run in bench/rules/run.py; this only picks which
-to run, hands over the command line and combines the exit statuses.
+to run, hands over the command line and combines the exit statuses. The permissions benchmark
+(bench/permissions/run.py, PostgreSQL) runs only when asked for, with --permissions-only.
 """
 
 import argparse
 import sys
 
 from bench import run
+from bench.permissions import run as permissions_run
 from bench.rules import run as rules_run
 
 # Worst first: an interrupted or broken run outranks a missed goal, which outranks success.
@@ -19,11 +21,17 @@ def main() -> int:
     only = picker.add_mutually_exclusive_group()
     only.add_argument("--http-only", action="store_true")
     only.add_argument("--rules-only", action="store_true")
+    only.add_argument("--permissions-only", action="store_true")
     picked, rest = picker.parse_known_args()
+    if picked.permissions_only:
+        return permissions_run.main(rest)
     wants_help = "-h" in rest or "--help" in rest
     if wants_help and not picked.rules_only:
         print("--http-only / --rules-only run one of the two benchmarks (default: both);")
-        print("the options below are the HTTP benchmark's (`python -m bench.rules --help`).\n")
+        print("the options below are the HTTP benchmark's (`python -m bench.rules --help`).")
+        print(
+            "--permissions-only runs the PostgreSQL one (`python -m bench.permissions --help`).\n"
+        )
     statuses = []
     if not picked.rules_only:
         statuses.append(run.main(rest))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -23,11 +24,13 @@ from test_rules_sql import (
 from metacrm.metadata.model import EntityDef
 from metacrm.platform.errors import RuleError
 from metacrm.runtime.rules import (
+    Checked,
     Env,
     RuleEvaluationError,
     Scope,
     check,
     compile_python,
+    compile_python_record,
     compiled,
     holds,
     parse,
@@ -68,9 +71,21 @@ def env(record: dict[str, Any] | None = None, **kw: Any) -> Env:
     return Env(record=record, user=USER, now=NOW, related=related_for(record), **kw)
 
 
-def fn(text: str, *, change: bool = False, expect: str | None = None) -> Any:
+def checked_rule(text: str, *, change: bool = False, expect: str | None = None) -> Any:
     scope = Scope(OPPORTUNITY, ENTITIES.get, allow_change_refs=change)
-    return compile_python(check(parse(text), scope, expect=expect))
+    return check(parse(text), scope, expect=expect)
+
+
+def fn(text: str, *, change: bool = False, expect: str | None = None) -> Any:
+    return compile_python(checked_rule(text, change=change, expect=expect))
+
+
+def on_record(text: str, record: Any = None, *, change: bool = False) -> Any:
+    """The expression through compile_python_record, lookups answered as env() answers them."""
+    run = compile_python_record(
+        checked_rule(text, change=change), USER, NOW, related_for=related_for
+    )
+    return run(RECORD if record is None else record)
 
 
 def value(text: str, record: dict[str, Any] | None = None, **kw: Any) -> Any:
@@ -228,6 +243,129 @@ def test_today_is_the_utc_date_of_now() -> None:
     assert fn("$today")(late) == date(2024, 3, 1)
 
 
+# --- the record as the only argument -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), VALUES, ids=[v[0] for v in VALUES])
+def test_record_function_gives_what_the_env_function_gives(text: str, expected: Any) -> None:
+    result = on_record(text)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+NULLS: dict[str, Any] = {**RECORD, "stage": None, "amount": None}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # and: false wins over null, null over true
+        ("stage == 'won' and probability > 10", None),
+        ("stage == 'won' and probability > 90", False),
+        ("probability > 90 and stage == 'won'", False),
+        ("stage == 'won' and amount > 5 and probability > 10", None),
+        ("not (stage in ['won']) and probability > 10", None),
+        ("stage != 'won' and notes == null", None),
+        ("stage == 'won' and is_won", False),
+        ("stage == 'won' and probability + 1 > 10", None),
+        # or: true wins over null, null over false
+        ("stage == 'won' or probability > 10", True),
+        ("stage == 'won' or probability > 90", None),
+        ("probability > 90 or stage == 'won'", None),
+        ("probability > 90 or name startswith 'x'", False),
+        ("stage not in ['won', 'lost'] or probability > 90", None),
+        ("stage == 'won' or probability + 1 > 10", True),
+        ("stage == 'won' or not is_won", True),
+        # each clause alone
+        ("amount > 5", None),
+        ("not (amount in [5, 6])", None),
+        ("stage is null and amount is null", True),
+    ],
+)
+def test_chains_are_three_valued_on_every_entry_point(text: str, expected: Any) -> None:
+    assert on_record(text, NULLS) is expected
+    assert value(text, NULLS) is expected
+
+
+def test_a_field_missing_from_the_record_is_null() -> None:
+    sparse = {"probability": 50}
+    assert on_record("stage == 'won' and probability > 10", sparse) is None
+    assert on_record("stage == 'won' or probability > 10", sparse) is True
+    assert on_record("stage == 'won' or probability > 90", sparse) is None
+    assert on_record("name contains 'a'", sparse) is None
+    assert value("stage == 'won' and probability > 10", sparse) is None
+
+
+def test_any_mapping_serves_as_the_record() -> None:
+    frozen = MappingProxyType({"stage": "won", "probability": 50})
+    assert on_record("stage == 'won' and probability > 10", frozen) is True
+    assert on_record("stage == 'won' and notes is null", frozen) is True
+
+
+def test_record_values_are_normalized_in_chains() -> None:
+    record = {
+        **RECORD,
+        "amount": 5000.5,
+        "closed_at": datetime(2024, 1, 15, 10, 30),
+        "close_date": datetime(2024, 1, 15, 23, 0, tzinfo=UTC),
+    }
+    for text in (
+        "amount == 5000.50 and probability == 50",
+        "amount > 5000 and closed_at == '2024-01-15T10:30:00Z'",
+        "close_date == '2024-01-15' and amount in [5000.5]",
+        "probability == 1 or closed_at >= '2024-01-15T10:30:00Z'",
+    ):
+        assert on_record(text, record) is True, text
+        assert value(text, record) is True, text
+
+
+def test_decimal_fields_compare_exactly_with_whole_numbers() -> None:
+    for amount in (Decimal("5000.00"), 5000, 5000.0):
+        record = {**RECORD, "amount": amount}
+        assert on_record("amount == 5000 and amount >= 5000", record) is True
+        assert on_record("amount > 5000 or amount < 5000", record) is False
+
+
+def test_record_function_sees_the_user_and_the_clock() -> None:
+    assert on_record("$user.id == 'u1' and $today == '2024-03-01'") is True
+    assert on_record("days_between(close_date, $now)") == 46
+
+
+def test_record_function_sees_no_change() -> None:
+    assert on_record("changed(stage)", change=True) is False
+    assert on_record("old.stage", change=True) is None
+    assert on_record("old.stage == 'qualify' or stage == 'negotiation'", change=True) is True
+
+
+def test_record_function_needs_related_values_for_lookup_paths() -> None:
+    checked = checked_rule("account.industry == 'retail'")
+    with pytest.raises(ValueError, match="lookups"):
+        compile_python_record(checked, USER, NOW)
+    run = compile_python_record(checked, USER, NOW, related_for=related_for)
+    assert run(RECORD) is True
+    assert run({**RECORD, "account": None}) is None
+
+
+def test_record_function_raises_evaluation_errors() -> None:
+    record = {**RECORD, "notes": "x" * MAX_TEXT_LENGTH}
+    with pytest.raises(RuleEvaluationError, match="longer than"):
+        on_record("concat(notes, '!') == 'x' and probability > 10", record)
+    with pytest.raises(RuleEvaluationError, match="64-bit"):
+        on_record("9223372036854775807 + probability > 0")
+    huge = "amount" + " * 99999999999999999999999999999.9" * 35  # beyond 10^1000
+    with pytest.raises(RuleEvaluationError, match="too large"):
+        on_record(f"{huge} > 0 or stage == 'won'")
+    wide = "amount" + " * 99999999999999999999999999999.9" * 2  # 60 digits before the point
+    with pytest.raises(RuleEvaluationError, match="too large"):
+        on_record(f"round({wide}, 10) > 0 and stage == 'negotiation'")
+
+
+def test_an_unchecked_expression_is_not_compiled() -> None:
+    unchecked = Checked(parse("amount > 5"), "boolean", frozenset(), False)
+    with pytest.raises(ValueError, match="checked"):
+        compile_python_record(unchecked, USER, NOW)
+
+
 # --- change references --------------------------------------------------------------------------
 
 BEFORE = {**RECORD, "stage": "qualify", "notes": None, "amount": Decimal("5000.5")}
@@ -376,3 +514,22 @@ def _python_ids(text: str) -> list[str]:
 @pytest.mark.parametrize(("text", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_python_selects_what_sql_selects(text: str, expected: list[str]) -> None:
     assert _python_ids(text) == expected
+
+
+def _record_function_ids(text: str) -> list[str]:
+    run = compile_python_record(
+        checked_rule(text, expect="boolean"), USER, NOW, related_for=related_for
+    )
+    selected = []
+    for row in OPPORTUNITIES:
+        tags = row.get("tags")
+        record = {**row, "tags": json.loads(tags) if isinstance(tags, str) else tags}
+        record.setdefault("created_at", datetime(2024, 1, 1, tzinfo=UTC))
+        if run(record) is True:
+            selected.append(row["id"])
+    return sorted(selected)
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_record_function_selects_what_sql_selects(text: str, expected: list[str]) -> None:
+    assert _record_function_ids(text) == expected

@@ -19,6 +19,7 @@ from metacrm.runtime.rules.compile_py import (
     Env,
     RuleEvaluationError,
     compile_python,
+    compile_python_record,
     compiled,
     holds,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "check",
     "compile_filter",
     "compile_python",
+    "compile_python_record",
     "compiled",
     "holds",
     "parse",

@@ -1,6 +1,9 @@
-"""Turns a checked rule into a Python function of an `Env`, with the SQL backend's answers.
+"""Turns a checked rule into a Python function of an `Env`, or of the record alone, with the SQL
+backend's answers.
 
 The tree becomes nested closures once; evaluating them runs no user text and does bounded work.
+Every closure takes the Env (the user, the clock, the change) and the record on its own, so a
+caller evaluating one rule over many records (compile_python_record) needs no Env per record.
 
 Choices where the databases leave room, shared with compile_sql:
 - Null follows SQL: comparisons, arithmetic and functions with a null argument give null (except
@@ -17,6 +20,7 @@ Choices where the databases leave room, shared with compile_sql:
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,6 +32,7 @@ from decimal import (
     InvalidOperation,
     Overflow,
 )
+from types import MappingProxyType, MethodType
 from typing import Any
 
 from metacrm.metadata.model import EntityDef
@@ -40,6 +45,12 @@ from metacrm.runtime.rules.parse import parse
 from metacrm.runtime.rules.sql_dialect import MAX_ROUND_PLACES
 
 Fn = Callable[["Env"], Any]
+# A rule as a function of the record alone, for one user and clock.
+RecordFn = Callable[[Mapping[str, Any]], Any]
+# Gives the Env's `related` for a record: the values at lookup paths such as ("account", "name").
+RelatedFor = Callable[[Mapping[str, Any]], Callable[[tuple[str, ...]], Any]]
+# What every node compiles to: a function of the Env and of the record (env.record is not read).
+_Eval = Callable[["Env", Mapping[str, Any]], Any]
 
 MAX_TEXT_LENGTH = 100_000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -91,7 +102,37 @@ def holds(fn: Fn, env: Env) -> bool:
 
 def compile_python(checked: Checked) -> Fn:
     """A checked expression as a function of an Env; build it once, call it per record."""
-    return _compile(checked.node)
+    evaluate = _compile(checked.node)
+
+    def run(env: Env) -> Any:
+        return evaluate(env, env.record)
+
+    return run
+
+
+def compile_python_record(
+    checked: Checked,
+    user: Mapping[str, Any],
+    now: datetime,
+    *,
+    related_for: RelatedFor | None = None,
+) -> RecordFn:
+    """A checked expression as a function of the record alone, to run it over many records for
+    one user at one time. `run(record)` gives what compile_python's function gives for
+    `Env(record, user, now, related=related_for(record))`, without an Env per record unless the
+    expression reads through lookups (those need `related_for`, else ValueError). No change is
+    in view: `old.x` is null and `changed(x)` is false."""
+    evaluate = _compile(checked.node)
+    if not any(len(path) > 1 for path in checked.paths):
+        # Bound like a method: the Env is the first argument, and calls cost less than a partial's.
+        return MethodType(evaluate, Env(_NO_RECORD, user, now))
+    if related_for is None:
+        raise ValueError("the expression reads through lookups: pass related_for")
+
+    def run(record: Mapping[str, Any]) -> Any:
+        return evaluate(Env(record, user, now, related=related_for(record)), record)
+
+    return run
 
 
 def compiled(
@@ -121,6 +162,9 @@ def compiled(
 
 
 # --- values ------------------------------------------------------------------------------------
+
+# The Env's record where the closures get the record on its own (they never read env.record).
+_NO_RECORD: Mapping[str, Any] = MappingProxyType({})
 
 
 def _normal_decimal(value: Any) -> Any:
@@ -171,11 +215,8 @@ def _text(value: str, node: ast.Node) -> str:
     return value
 
 
-def _decimal(compute: Callable[[], Decimal], node: ast.Node) -> Decimal:
-    try:
-        return compute()
-    except (InvalidOperation, Overflow, DivisionByZero):
-        raise RuleEvaluationError("the number is too large", node.pos) from None
+def _too_large(node: ast.Node) -> RuleEvaluationError:
+    return RuleEvaluationError("the number is too large", node.pos)
 
 
 def _widen(left: Any, left_type: str | None, right: Any, right_type: str | None) -> tuple[Any, Any]:
@@ -190,7 +231,7 @@ def _widen(left: Any, left_type: str | None, right: Any, right_type: str | None)
 # --- the compiler ------------------------------------------------------------------------------
 
 
-def _compile(node: ast.Node) -> Fn:
+def _compile(node: ast.Node) -> _Eval:
     if node.vtype is None:
         raise ValueError("the expression must be checked before it is compiled")
     build = _NODES.get(type(node))
@@ -199,8 +240,16 @@ def _compile(node: ast.Node) -> Fn:
     return build(node)
 
 
-def _null(_env: Env) -> None:
+def _null(_env: Env, _record: Mapping[str, Any]) -> None:
     return None
+
+
+def _true(_env: Env, _record: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _false(_env: Env, _record: Mapping[str, Any]) -> bool:
+    return False
 
 
 def _always_null(node: ast.Node) -> bool:
@@ -208,85 +257,94 @@ def _always_null(node: ast.Node) -> bool:
     return node.vtype == NULL or (isinstance(node, ast.Literal) and node.value is None)
 
 
-def _literal(node: ast.Node) -> Fn:
+def _literal(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.Literal)
     value = node.value
 
-    def literal(_env: Env) -> Any:
+    def literal(_env: Env, _record: Mapping[str, Any]) -> Any:
         return value
 
     return literal
 
 
-def _field(node: ast.Node) -> Fn:
+def _field(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.FieldRef)
-    normalize = _NORMALIZE.get(node.vtype or "", _identity)
     path = node.path
     if len(path) == 1:
-        name = path[0]
+        return _plain_field(sys.intern(path[0]), _NORMALIZE.get(node.vtype or ""))
+    normalize = _NORMALIZE.get(node.vtype or "", _identity)
 
-        def field(env: Env) -> Any:
-            return normalize(env.record.get(name))
-
-        return field
-
-    def related(env: Env) -> Any:
+    def related(env: Env, _record: Mapping[str, Any]) -> Any:
         return normalize(env.related(path)) if env.related is not None else None
 
     return related
 
 
-def _old(node: ast.Node) -> Fn:
+def _plain_field(name: str, normalize: Callable[[Any], Any] | None) -> _Eval:
+    if normalize is None:
+
+        def field(_env: Env, record: Mapping[str, Any]) -> Any:
+            return record.get(name)
+
+        return field
+
+    def normalized(_env: Env, record: Mapping[str, Any]) -> Any:
+        return normalize(record.get(name))
+
+    return normalized
+
+
+def _old(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.OldRef)
     normalize = _NORMALIZE.get(node.vtype or "", _identity)
     path = node.path
     first = path[0]
 
-    def old(env: Env) -> Any:
+    def old(env: Env, record: Mapping[str, Any]) -> Any:
         if env.old is None:
             return None
         if len(path) == 1:
             return normalize(env.old.get(first))
         # Through a lookup, only an unchanged link says what the old record looked like.
-        if env.related is None or env.old.get(first) != env.record.get(first):
+        if env.related is None or env.old.get(first) != record.get(first):
             return None
         return normalize(env.related(path))
 
     return old
 
 
-def _user(node: ast.Node) -> Fn:
+def _user(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.UserRef)
     attr = node.attr
 
-    def user(env: Env) -> Any:
+    def user(env: Env, _record: Mapping[str, Any]) -> Any:
         return env.user.get(attr)
 
     return user
 
 
-def _now(env: Env) -> datetime:
+def _now(env: Env, _record: Mapping[str, Any]) -> datetime:
     return as_utc(env.now)
 
 
-def _today(env: Env) -> date:
+def _today(env: Env, _record: Mapping[str, Any]) -> date:
     return as_utc(env.now).date()
 
 
-def _now_node(_node: ast.Node) -> Fn:
+def _now_node(_node: ast.Node) -> _Eval:
     return _now
 
 
-def _today_node(_node: ast.Node) -> Fn:
+def _today_node(_node: ast.Node) -> _Eval:
     return _today
 
 
-def _neg(node: ast.Node) -> Fn:
+def _neg(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.Neg)
     operand = _compile(node.operand)
 
-    def neg(env: Env) -> Any:
-        value = operand(env)
+    def neg(env: Env, record: Mapping[str, Any]) -> Any:
+        value = operand(env, record)
         if value is None:
             return None
         return _int64(-value, node) if isinstance(value, int) else -value
@@ -294,115 +352,169 @@ def _neg(node: ast.Node) -> Fn:
     return neg
 
 
-def _not(node: ast.Node) -> Fn:
+def _not(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.Not)
     operand = _compile(node.operand)
 
-    def not_(env: Env) -> bool | None:
-        value = operand(env)
+    def not_(env: Env, record: Mapping[str, Any]) -> bool | None:
+        value = operand(env, record)
         return None if value is None else not value
 
     return not_
 
 
-# A clause of an and-chain checked inline: (field, test, constant, usual class, normaliser).
-_Check = tuple[str, Callable[[Any, Any], Any], Any, type | None, Callable[[Any], Any] | None]
+# What an inline check applies: test(value, constant) gives a bool.
+_Test = Callable[[Any, Any], bool]
+# A clause checked inline: (field, test, constant, usual class, normaliser). The field's value is
+# normalised unless it has the usual class (or no normaliser applies to its type).
+_Check = tuple[str, _Test, Any, type | None, Callable[[Any], Any] | None]
 
 
 def _inline_check(node: ast.Node) -> _Check | None:
     """`field <op> constant`, `field in [constants]` or `not (field in [constants])` as data,
-    so an and-chain of them runs in one loop instead of a call per clause."""
+    so an and/or-chain of them runs in one loop instead of a call per clause."""
     negated = False
     if isinstance(node, ast.Not) and isinstance(node.operand, ast.Compare):
         negated, node = True, node.operand
-    if not isinstance(node, ast.Compare) or not _plain_field(node.left):
+    if not isinstance(node, ast.Compare) or not isinstance(node.left, ast.FieldRef):
         return None
-    field_type = node.left.vtype
-    test: Callable[[Any, Any], Any]
+    if len(node.left.path) != 1:
+        return None
     if node.op in ("in", "not in"):
-        assert isinstance(node.right, ast.ListLit)
-        items = node.right.items
-        if not items or not all(
-            isinstance(i, ast.Literal) and i.value is not None and not _widens(field_type, i.vtype)
-            for i in items
-        ):
-            return None
-        try:
-            constant: Any = frozenset(i.value for i in items)  # type: ignore[attr-defined]
-        except TypeError:
-            return None
-        outside = (node.op == "not in") != negated
-        test = _not_member if outside else _member
+        found = _inline_membership(node, negated)
     else:
-        if negated or not isinstance(node.right, ast.Literal) or node.right.value is None:
+        found = None if negated else _inline_comparison(node)
+    if found is None:
+        return None
+    field_type = node.left.vtype or ""
+    usual = {DECIMAL: Decimal, DATE: date}.get(field_type)
+    # Interned, the name is found in a record by identity, as a hand-written key would be.
+    name = sys.intern(node.left.path[0])
+    return (name, *found, usual, _NORMALIZE.get(field_type))
+
+
+def _inline_comparison(node: ast.Compare) -> tuple[_Test, Any] | None:
+    right = node.right
+    if not isinstance(right, ast.Literal) or right.value is None:
+        return None
+    if _widens(node.left.vtype, right.vtype):
+        return None
+    constant = right.value
+    if node.left.vtype == DECIMAL and type(constant) is int:
+        constant = Decimal(constant)  # exact, and a decimal compares faster with its own kind
+    return _test_for(node.op, node.left.vtype), constant
+
+
+def _inline_membership(node: ast.Compare, negated: bool) -> tuple[_Test, Any] | None:
+    assert isinstance(node.right, ast.ListLit)
+    values = []
+    for item in node.right.items:
+        if not isinstance(item, ast.Literal) or item.value is None:
             return None
-        if _widens(field_type, node.right.vtype):
+        if _widens(node.left.vtype, item.vtype):
             return None
-        if node.op in _TEXT_MATCH:
-            test = _list_contains if field_type == LIST else _TEXT_MATCH[node.op]
-        else:
-            test = _COMPARE[node.op]
-        constant = node.right.value
-    assert isinstance(node.left, ast.FieldRef)
-    usual = {DECIMAL: Decimal, DATE: date}.get(field_type or "")
-    return (node.left.path[0], test, constant, usual, _NORMALIZE.get(field_type or ""))
+        values.append(item.value)
+    if not values:
+        return None
+    outside = (node.op == "not in") != negated
+    try:
+        # `value in values` as one C call: the test is table.get and the constant its default.
+        table = dict.fromkeys(values, not outside)
+    except TypeError:
+        return None
+    return table.get, outside
 
 
-def _member(value: Any, pool: frozenset[Any]) -> bool:
-    return value in pool
-
-
-def _not_member(value: Any, pool: frozenset[Any]) -> bool:
-    return value not in pool
-
-
-def _all_of(operands: tuple[ast.Node, ...]) -> Fn:
+def _split(operands: tuple[ast.Node, ...]) -> tuple[tuple[_Check, ...], tuple[_Eval, ...]]:
+    """The operands of a chain that are inline checks, and the others compiled."""
     inline = [(o, _inline_check(o)) for o in operands]
     checks = tuple(check for _, check in inline if check is not None)
     others = tuple(_compile(o) for o, check in inline if check is None)
+    return checks, others
 
-    def all_of(env: Env) -> bool | None:
+
+def _all_of(operands: tuple[ast.Node, ...]) -> _Eval:
+    """`and`: false when an operand is false; else null when one is null; else true (SQL's).
+    Inline checks run first, in one loop."""
+    checks, others = _split(operands)
+
+    def all_of(env: Env, record: Mapping[str, Any]) -> bool | None:
         unknown = False
-        record = env.record
         for name, test, constant, usual, normalize in checks:
-            value = record.get(name)
+            # [] rather than .get(): it costs less per clause, and a missing field is null all the
+            # same (it is what Mapping.get does).
+            try:
+                value = record[name]
+            except KeyError:
+                value = None
             if value is None:
                 unknown = True
                 continue
-            if normalize is not None and value.__class__ is not usual:
+            if normalize is not None and type(value) is not usual:
                 value = normalize(value)
             if not test(value, constant):
                 return False
-        for operand in others:
-            value = operand(env)
-            if value is None:
-                unknown = True
-            elif not value:
-                return False
+        if others:  # skips making an iterator when every operand was inline
+            for operand in others:
+                value = operand(env, record)
+                if value is None:
+                    unknown = True
+                elif not value:
+                    return False
         return None if unknown else True
 
     return all_of
 
 
-def _bool_op(node: ast.Node) -> Fn:
-    assert isinstance(node, ast.BoolOp)
-    if node.op == "and":
-        return _all_of(node.operands)
-    operands = tuple(_compile(o) for o in node.operands)
-    # `or` is decided by a true operand; null otherwise wins over the rest.
-    decisive = True
+def _any_of(operands: tuple[ast.Node, ...]) -> _Eval:
+    """`or`, _all_of's mirror image: true when an operand is true; else null when one is null;
+    else false. (Two loops, not one taking the deciding value: the test there is the hot path.)"""
+    checks, others = _split(operands)
 
-    def bool_op(env: Env) -> bool | None:
+    def any_of(env: Env, record: Mapping[str, Any]) -> bool | None:
         unknown = False
-        for operand in operands:
-            value = operand(env)
+        for name, test, constant, usual, normalize in checks:
+            try:
+                value = record[name]
+            except KeyError:
+                value = None
             if value is None:
                 unknown = True
-            elif bool(value) is decisive:
-                return decisive
-        return None if unknown else not decisive
+                continue
+            if normalize is not None and type(value) is not usual:
+                value = normalize(value)
+            if test(value, constant):
+                return True
+        if others:
+            for operand in others:
+                value = operand(env, record)
+                if value is None:
+                    unknown = True
+                elif value:
+                    return True
+        return None if unknown else False
 
-    return bool_op
+    return any_of
+
+
+def _one_check(check: _Check) -> _Eval:
+    """A single inline check as a closure."""
+    name, test, constant, usual, normalize = check
+
+    def checked(_env: Env, record: Mapping[str, Any]) -> bool | None:
+        value = record.get(name)
+        if value is None:
+            return None
+        if normalize is not None and type(value) is not usual:
+            value = normalize(value)
+        return test(value, constant)
+
+    return checked
+
+
+def _bool_op(node: ast.Node) -> _Eval:
+    assert isinstance(node, ast.BoolOp)
+    return _any_of(node.operands) if node.op == "or" else _all_of(node.operands)
 
 
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
@@ -418,30 +530,44 @@ _DECIMAL_ARITH: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
 }
 
 
-def _arith(node: ast.Node) -> Fn:
+def _arith(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.Arith)
     if _always_null(node.left) or _always_null(node.right):
         return _null
     left, right = _compile(node.left), _compile(node.right)
-    op = node.op
-    on_integers = _ARITH.get(op)
-    on_decimals = _DECIMAL_ARITH[op]
+    on_integers = _ARITH.get(node.op)
+    on_decimals = _DECIMAL_ARITH[node.op]
 
-    def arith(env: Env) -> Any:
-        a = left(env)
+    def in_decimals(a: Any, b: Any) -> Decimal:
+        try:
+            return on_decimals(Decimal(a), Decimal(b))
+        except (InvalidOperation, Overflow, DivisionByZero):
+            raise _too_large(node) from None
+
+    if on_integers is None:
+
+        def divide(env: Env, record: Mapping[str, Any]) -> Decimal | None:
+            a = left(env, record)
+            if a is None:
+                return None
+            b = right(env, record)
+            # True division, and null rather than an error when dividing by zero.
+            if b is None or b == 0:
+                return None
+            return in_decimals(a, b)
+
+        return divide
+
+    def arith(env: Env, record: Mapping[str, Any]) -> Any:
+        a = left(env, record)
         if a is None:
             return None
-        b = right(env)
+        b = right(env, record)
         if b is None:
             return None
-        if op == "/":
-            # True division, and null rather than an error when dividing by zero.
-            if b == 0:
-                return None
-            return _decimal(lambda: on_decimals(Decimal(a), Decimal(b)), node)
-        if on_integers is not None and isinstance(a, int) and isinstance(b, int):
+        if isinstance(a, int) and isinstance(b, int):
             return _int64(on_integers(a, b), node)
-        return _decimal(lambda: on_decimals(Decimal(a), Decimal(b)), node)
+        return in_decimals(a, b)
 
     return arith
 
@@ -457,7 +583,7 @@ def _never_empty(_value: Any) -> bool:
     return False
 
 
-def _is_check(node: ast.Node) -> Fn:
+def _is_check(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.IsCheck)
     operand = _compile(node.operand)
     empty = _EMPTY.get(node.operand.vtype or "", _never_empty)
@@ -465,15 +591,15 @@ def _is_check(node: ast.Node) -> Fn:
         empty = _never_empty
     negated = node.negated
 
-    def is_check(env: Env) -> bool:
-        value = operand(env)
+    def is_check(env: Env, record: Mapping[str, Any]) -> bool:
+        value = operand(env, record)
         found = value is None or empty(value)
         return not found if negated else found
 
     return is_check
 
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+_COMPARE: dict[str, _Test] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -482,18 +608,21 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
 }
 # Text matching, plain substring tests: no character is a wildcard.
-_TEXT_MATCH: dict[str, Callable[[str, str], bool]] = {
+_TEXT_MATCH: dict[str, _Test] = {
     "contains": operator.contains,  # contains(text, part) is `part in text`
     "startswith": str.startswith,
     "endswith": str.endswith,
 }
 
 
-def _list_contains(items: list[str], item: str) -> bool:
-    return item in items
+def _test_for(op: str, left_type: str | None) -> _Test:
+    if op not in _TEXT_MATCH:
+        return _COMPARE[op]
+    # On a multipicklist, matching is membership: contains(items, item) is `item in items`.
+    return operator.contains if left_type == LIST else _TEXT_MATCH[op]
 
 
-def _compare(node: ast.Node) -> Fn:
+def _compare(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.Compare)
     if node.op in ("in", "not in"):
         return _membership(node)
@@ -503,67 +632,57 @@ def _compare(node: ast.Node) -> Fn:
     inline = _inline_check(node)
     if inline is not None:
         return _one_check(inline)
-    if node.op in _TEXT_MATCH:
-        test = _list_contains if node.left.vtype == LIST else _TEXT_MATCH[node.op]
-    else:
-        test = _COMPARE[node.op]
-    left_type, right_type = node.left.vtype, node.right.vtype
+    test = _test_for(node.op, node.left.vtype)
     left, right = _compile(node.left), _compile(node.right)
+    if node.left.vtype == DATE and node.right.vtype == DATETIME:
+        left = _at_midnight(left)
+    elif node.left.vtype == DATETIME and node.right.vtype == DATE:
+        right = _at_midnight(right)
 
-    def compare(env: Env) -> bool | None:
-        a = left(env)
+    def compare(env: Env, record: Mapping[str, Any]) -> bool | None:
+        a = left(env, record)
         if a is None:
             return None
-        b = right(env)
+        b = right(env, record)
         if b is None:
             return None
-        a, b = _widen(a, left_type, b, right_type)
         return test(a, b)
 
     return compare
 
 
-def _plain_field(node: ast.Node) -> bool:
-    return isinstance(node, ast.FieldRef) and len(node.path) == 1
+def _at_midnight(operand: _Eval) -> _Eval:
+    """A date compared with a datetime: the datetime of its first instant (UTC), as in SQL."""
+
+    def widened(env: Env, record: Mapping[str, Any]) -> datetime | None:
+        value = operand(env, record)
+        return None if value is None else datetime.combine(value, time(), UTC)
+
+    return widened
 
 
 def _widens(left_type: str | None, right_type: str | None) -> bool:
     return {left_type, right_type} == {DATE, DATETIME}
 
 
-def _one_check(check: _Check) -> Fn:
-    """A single inline check as a closure (the and-chain runs many of them in one loop)."""
-    name, test, constant, usual, normalize = check
-
-    def checked(env: Env) -> Any:
-        value = env.record.get(name)
-        if value is None:
-            return None
-        if normalize is not None and value.__class__ is not usual:
-            value = normalize(value)
-        return test(value, constant)
-
-    return checked
-
-
-def _membership(node: ast.Compare) -> Fn:
+def _membership(node: ast.Compare) -> _Eval:
     assert isinstance(node.right, ast.ListLit)
     items = tuple((_compile(i), i.vtype) for i in node.right.items)
     negated = node.op == "not in"
     if not items:
-        return (lambda _env: True) if negated else (lambda _env: False)
+        return _true if negated else _false
     inline = _inline_check(node)
     if inline is not None:
         return _one_check(inline)
     left = _compile(node.left)
     left_type = node.left.vtype
 
-    def membership(env: Env) -> bool | None:
+    def membership(env: Env, record: Mapping[str, Any]) -> bool | None:
         # As SQL: found is decisive; otherwise a null on either side leaves it unknown.
-        value = left(env)
+        value = left(env, record)
         unknown = value is None
         for item, item_type in items:
-            candidate = item(env)
+            candidate = item(env, record)
             if candidate is None:
                 unknown = True
                 continue
@@ -580,14 +699,18 @@ def _membership(node: ast.Compare) -> Fn:
 # --- functions ---------------------------------------------------------------------------------
 
 
-def _strict(node: ast.Call, compute: Callable[..., Any]) -> Fn:
+def _strict(node: ast.Call, compute: Callable[..., Any]) -> _Eval:
     """A function that gives null when any argument is null, else compute(*values)."""
     args = tuple(_compile(a) for a in node.args)
+    if len(args) == 1:
+        return _strict_1(compute, *args)
+    if len(args) == 2:
+        return _strict_2(compute, *args)
 
-    def strict(env: Env) -> Any:
+    def strict(env: Env, record: Mapping[str, Any]) -> Any:
         values = []
         for arg in args:
-            value = arg(env)
+            value = arg(env, record)
             if value is None:
                 return None
             values.append(value)
@@ -596,49 +719,69 @@ def _strict(node: ast.Call, compute: Callable[..., Any]) -> Fn:
     return strict
 
 
-def _fn_case(node: ast.Call) -> Fn:
+def _strict_1(compute: Callable[[Any], Any], arg: _Eval) -> _Eval:
+    def strict_1(env: Env, record: Mapping[str, Any]) -> Any:
+        value = arg(env, record)
+        return None if value is None else compute(value)
+
+    return strict_1
+
+
+def _strict_2(compute: Callable[[Any, Any], Any], first: _Eval, second: _Eval) -> _Eval:
+    def strict_2(env: Env, record: Mapping[str, Any]) -> Any:
+        a = first(env, record)
+        if a is None:
+            return None
+        b = second(env, record)
+        return None if b is None else compute(a, b)
+
+    return strict_2
+
+
+def _fn_case(node: ast.Call) -> _Eval:
     change = str.lower if node.name == "lower" else str.upper
     return _strict(node, lambda text: _text(change(text), node))
 
 
-def _fn_trim(node: ast.Call) -> Fn:
+def _fn_trim(node: ast.Call) -> _Eval:
     # SQL's trim() removes spaces only, not tabs or newlines.
     return _strict(node, lambda text: text.strip(" "))
 
 
-def _fn_len(node: ast.Call) -> Fn:
+def _fn_len(node: ast.Call) -> _Eval:
     return _strict(node, len)
 
 
-def _fn_abs(node: ast.Call) -> Fn:
+def _fn_abs(node: ast.Call) -> _Eval:
     def absolute(value: Any) -> Any:
         return _int64(abs(value), node) if isinstance(value, int) else abs(value)
 
     return _strict(node, absolute)
 
 
-def _fn_round(node: ast.Call) -> Fn:
+def _fn_round(node: ast.Call) -> _Eval:
     def round_(number: Any, places: int = 0) -> Any:
         if isinstance(number, int):
             return number  # whole already: places are never negative
         places = min(max(places, 0), MAX_ROUND_PLACES)
         step = Decimal((0, (1,), -places))
-        return _decimal(
-            lambda: number.quantize(step, rounding=ROUND_HALF_UP, context=DECIMALS), node
-        )
+        try:
+            return number.quantize(step, rounding=ROUND_HALF_UP, context=DECIMALS)
+        except (InvalidOperation, Overflow, DivisionByZero):
+            raise _too_large(node) from None
 
     return _strict(node, round_)
 
 
-def _fn_concat(node: ast.Call) -> Fn:
+def _fn_concat(node: ast.Call) -> _Eval:
     # Null arguments count as empty text, so concat(first, " ", last) always gives text.
     args = tuple(_compile(a) for a in node.args if not _always_null(a))
 
-    def concat(env: Env) -> str:
+    def concat(env: Env, record: Mapping[str, Any]) -> str:
         parts: list[str] = []
         size = 0
         for arg in args:
-            value = arg(env)
+            value = arg(env, record)
             if value is None:
                 continue
             text = value if isinstance(value, str) else str(value)
@@ -651,12 +794,12 @@ def _fn_concat(node: ast.Call) -> Fn:
     return concat
 
 
-def _fn_coalesce(node: ast.Call) -> Fn:
+def _fn_coalesce(node: ast.Call) -> _Eval:
     args = tuple(_compile(a) for a in node.args)
 
-    def coalesce(env: Env) -> Any:
+    def coalesce(env: Env, record: Mapping[str, Any]) -> Any:
         for arg in args:
-            value = arg(env)
+            value = arg(env, record)
             if value is not None:
                 return value
         return None
@@ -664,35 +807,37 @@ def _fn_coalesce(node: ast.Call) -> Fn:
     return coalesce
 
 
-def _fn_if(node: ast.Call) -> Fn:
+def _fn_if(node: ast.Call) -> _Eval:
     # A condition that is null takes the second branch, as SQL's CASE does.
     condition, then, otherwise = (_compile(a) for a in node.args)
 
-    def if_(env: Env) -> Any:
-        return then(env) if condition(env) is True else otherwise(env)
+    def if_(env: Env, record: Mapping[str, Any]) -> Any:
+        if condition(env, record) is True:
+            return then(env, record)
+        return otherwise(env, record)
 
     return if_
 
 
-def _fn_extreme(node: ast.Call) -> Fn:
+def _fn_extreme(node: ast.Call) -> _Eval:
     # Null when any argument is null, like every function but concat, coalesce and if.
     pick: Callable[[Iterable[Any]], Any] = min if node.name == "min" else max
     return _strict(node, lambda *values: pick(values))
 
 
-def _fn_today(_node: ast.Call) -> Fn:
+def _fn_today(_node: ast.Call) -> _Eval:
     return _today
 
 
-def _fn_now(_node: ast.Call) -> Fn:
+def _fn_now(_node: ast.Call) -> _Eval:
     return _now
 
 
-def _fn_date(node: ast.Call) -> Fn:
+def _fn_date(node: ast.Call) -> _Eval:
     return _strict(node, _utc_date)
 
 
-def _fn_datetime(node: ast.Call) -> Fn:
+def _fn_datetime(node: ast.Call) -> _Eval:
     return _strict(node, _normal_datetime)
 
 
@@ -703,17 +848,17 @@ _DATE_PARTS: dict[str, Callable[[date], int]] = {
 }
 
 
-def _fn_date_part(node: ast.Call) -> Fn:
+def _fn_date_part(node: ast.Call) -> _Eval:
     part = _DATE_PARTS[node.name]
     return _strict(node, lambda value: part(_utc_date(value)))
 
 
-def _fn_days_between(node: ast.Call) -> Fn:
+def _fn_days_between(node: ast.Call) -> _Eval:
     # Whole calendar days between the UTC dates: a datetime counts as the day it falls on.
     return _strict(node, lambda first, second: (_utc_date(second) - _utc_date(first)).days)
 
 
-def _fn_add_days(node: ast.Call) -> Fn:
+def _fn_add_days(node: ast.Call) -> _Eval:
     def add_days(value: date, days: int) -> date | None:
         try:
             return value + timedelta(days=days)
@@ -723,16 +868,16 @@ def _fn_add_days(node: ast.Call) -> Fn:
     return _strict(node, add_days)
 
 
-def _fn_changed(node: ast.Call) -> Fn:
+def _fn_changed(node: ast.Call) -> _Eval:
     (arg,) = node.args
     assert isinstance(arg, ast.FieldRef)
     name = arg.path[0]
     normalize = _NORMALIZE.get(arg.vtype or "", _identity)
 
-    def changed(env: Env) -> bool:
+    def changed(env: Env, record: Mapping[str, Any]) -> bool:
         if env.old is None:
             return False
-        before, after = normalize(env.old.get(name)), normalize(env.record.get(name))
+        before, after = normalize(env.old.get(name)), normalize(record.get(name))
         if before is None or after is None:
             return (before is None) != (after is None)
         return bool(before != after)
@@ -740,7 +885,7 @@ def _fn_changed(node: ast.Call) -> Fn:
     return changed
 
 
-_FUNCTIONS: dict[str, Callable[[ast.Call], Fn]] = {
+_FUNCTIONS: dict[str, Callable[[ast.Call], _Eval]] = {
     "lower": _fn_case,
     "upper": _fn_case,
     "trim": _fn_trim,
@@ -767,7 +912,7 @@ _FUNCTIONS: dict[str, Callable[[ast.Call], Fn]] = {
 _NULL_TOLERANT = frozenset({"concat", "coalesce", "if", "changed"})
 
 
-def _call(node: ast.Node) -> Fn:
+def _call(node: ast.Node) -> _Eval:
     assert isinstance(node, ast.Call)
     build = _FUNCTIONS.get(node.name)
     if build is None:
@@ -777,7 +922,7 @@ def _call(node: ast.Node) -> Fn:
     return build(node)
 
 
-_NODES: dict[type[ast.Node], Callable[[ast.Node], Fn]] = {
+_NODES: dict[type[ast.Node], Callable[[ast.Node], _Eval]] = {
     ast.Literal: _literal,
     ast.FieldRef: _field,
     ast.OldRef: _old,
