@@ -16,9 +16,14 @@ LIST_P99_LIMIT_MS = 50.0
 
 @dataclass(frozen=True)
 class Goal:
+    """One benchmark goal, as every benchmark prints it: [PASS] or [FAIL], what, and the figure."""
+
     description: str
     met: bool
     measured: str
+
+    def line(self) -> str:
+        return f"[{'PASS' if self.met else 'FAIL'}] {self.description} ({self.measured})"
 
 
 def ratio(results: dict[str, dict[str, Any]]) -> float:
@@ -116,7 +121,7 @@ def render(by_op: dict[str, dict[str, dict[str, Any]]]) -> str:
     if cpu_text(by_op):
         lines.extend([cpu_text(by_op), ""])
     for goal in goals(by_op):
-        lines.append(f"[{'PASS' if goal.met else 'FAIL'}] {goal.description} ({goal.measured})")
+        lines.append(goal.line())
     total = sum(r["errors"] for results in by_op.values() for r in results.values())
     lines.append("")
     lines.append(f"errors (non-2xx or failed requests): {total}")

@@ -33,6 +33,7 @@ from bench.permissions.measure import (
     run_series,
 )
 from bench.permissions.workload import ENTITY, Org
+from bench.report import Goal
 from metacrm.metadata.store import current_stamp
 from metacrm.platform.db import make_engine, reading
 from metacrm.platform.install import SECRET_KEY, stored_setting
@@ -91,16 +92,6 @@ class Manager:
     @property
     def label(self) -> str:
         return f"{LEVEL_NAMES[self.level]} (level {self.level})"
-
-
-@dataclass(frozen=True)
-class Goal:
-    name: str
-    met: bool
-    figure: str
-
-    def line(self) -> str:
-        return f"[{'PASS' if self.met else 'FAIL'}] {self.name} ({self.figure})"
 
 
 def load_servers() -> ModuleType:

@@ -12,9 +12,9 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
+from bench.report import Goal
 from bench.rules.workload import NOW, RULE, USER, by_hand, long_expression, records
 from bench.setup import DEAL
 from metacrm.metadata.model import EntityDef
@@ -40,16 +40,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile", action="store_true", help="profile the compiled rule even when it is fast"
     )
     return parser.parse_args(argv)
-
-
-@dataclass(frozen=True)
-class Goal:
-    name: str
-    met: bool
-    figure: str
-
-    def line(self) -> str:
-        return f"[{'PASS' if self.met else 'FAIL'}] {self.name} ({self.figure})"
 
 
 def best_of_each(repeat: int, runs: dict[str, Callable[[], int]]) -> dict[str, tuple[float, int]]:
