@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from metacrm.metadata import store
+from metacrm.metadata.documents import DocumentDesigner, DocumentKind
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.validate import ExpressionChecker, ExpressionSite, nul_errors, schema_errors
-from metacrm.platform.errors import Conflict, FieldError, NotFound, Unprocessable
+from metacrm.platform.errors import Conflict, FieldError
 from metacrm.platform.systables import user_roles
 from metacrm.platform.users import ADMIN_ROLE
 
@@ -164,29 +165,23 @@ def validate_role(
     return errors
 
 
-@dataclass
-class RoleDesigner:
+class RoleDesigner(DocumentDesigner[RoleDef]):
     """Create, replace, delete and restore role documents; every change is a new version."""
 
-    conn: Connection
-    author: str | None
-    entities: Mapping[str, EntityDef]
-    check_expression: ExpressionChecker | None = None
-
-    def create(self, doc: Any) -> RoleDef:
-        self._check(doc)
-        if store.get(self.conn, ROLE, doc["name"]) is not None:
-            raise Conflict(f"a role named {doc['name']!r} already exists")
-        return self._save(doc, "create")
-
-    def replace(self, name: str, doc: Any) -> RoleDef:
-        self.current(name)
-        self._check(doc)
-        if doc["name"] != name:
-            raise Unprocessable(
-                "a role can't be renamed", errors=[FieldError("/name", "rename", f"must be {name}")]
-            )
-        return self._save(doc, "update")
+    def __init__(
+        self,
+        conn: Connection,
+        author: str | None,
+        entities: Mapping[str, EntityDef],
+        check_expression: ExpressionChecker | None = None,
+    ) -> None:
+        kind = DocumentKind(
+            ROLE,
+            "role",
+            lambda doc: validate_role(doc, entities, check_expression),
+            RoleDef.from_doc,
+        )
+        super().__init__(conn, author, kind)
 
     def delete(self, name: str) -> None:
         self.current(name)
@@ -195,26 +190,4 @@ class RoleDesigner:
         ).scalar_one()
         if holders:
             raise Conflict(f"{holders} user(s) hold role {name!r}; take it from them first")
-        store.remove(self.conn, ROLE, name, author=self.author)
-
-    def restore(self, name: str, version: int) -> RoleDef:
-        """Bring back a past version, also of a deleted role."""
-        doc = store.version_document(self.conn, ROLE, name, version)
-        self._check(doc)
-        return self._save(doc, "restore")
-
-    def current(self, name: str) -> store.StoredDocument:
-        found = store.get(self.conn, ROLE, name)
-        if found is None:
-            raise NotFound(f"no role named {name!r}")
-        return found
-
-    def _check(self, doc: Any) -> None:
-        errors = validate_role(doc, self.entities, self.check_expression)
-        if errors:
-            raise Unprocessable("the role document is not valid", errors=errors)
-
-    def _save(self, doc: dict[str, Any], action: str) -> RoleDef:
-        doc = {k: v for k, v in doc.items() if k != "version"}
-        version = store.save(self.conn, ROLE, doc["name"], doc, author=self.author, action=action)
-        return RoleDef.from_doc(doc, version)
+        super().delete(name)

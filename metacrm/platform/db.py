@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "metacrm_write"
 OPTIMIZE_EVERY_CHECKINS = 5000
+_TRANSACTION = "metacrm_transaction"
+_AFTER_COMMIT = "after_commit"
 # Rows ANALYZE samples per index: enough to tell a 1-in-5 picklist from a unique amount.
 ANALYSIS_LIMIT = 10_000
 
@@ -111,11 +113,29 @@ def refresh_statistics(engine: Engine) -> None:
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction that will write; commits on success, rolls back on error."""
+    """A connection in a transaction that will write; commits on success, rolls back on error.
+    What `after_commit` registered runs once the commit has succeeded, never after a rollback."""
     with engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            yield conn
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            # The DBAPI connection goes back to the pool: nothing of this transaction rides along.
+            state = conn.info.pop(_TRANSACTION, {})
+    for callback in state.get(_AFTER_COMMIT, []):
+        callback()
+
+
+def transaction_state(conn: Connection) -> dict[str, Any]:
+    """Scratch space that lives as long as the current `writing` transaction."""
+    return conn.info.setdefault(_TRANSACTION, {})
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run `callback` after this `writing` transaction commits (e.g. hand new events to the
+    task queue). A rolled-back transaction drops it."""
+    transaction_state(conn).setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 @contextmanager

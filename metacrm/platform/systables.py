@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 ID = String(26)
@@ -151,4 +153,173 @@ autonumbers = Table(
     Column("field", NAME, primary_key=True),
     Column("period", String(16), primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+_AUTO_ID = BigInteger().with_variant(Integer, "sqlite")
+
+# The event outbox: written in the transaction of the change it describes, dispatched to
+# consumers (webhooks, automations, notifications) after commit. A row not yet dispatched is
+# picked up again by the periodic sweep, so a process dying after commit loses nothing.
+events = Table(
+    "mc_events",
+    system_metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("entity", NAME, nullable=True),
+    Column("record_id", ID, nullable=True),
+    Column("actor", ID, nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("dispatched_at", DateTime(timezone=True), nullable=True),
+    Index("ix_mc_events_undispatched", "dispatched_at", "id"),
+)
+
+webhooks = Table(
+    "mc_webhooks",
+    system_metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("url", Text, nullable=False),
+    # None: every entity.
+    Column("entity", NAME, nullable=True),
+    # Event types, e.g. ["record.created", "stage.changed"]; "*" for all.
+    Column("events", JSON, nullable=False),
+    Column("condition", Text, nullable=True),
+    Column("secret", String(128), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", ID, nullable=True),
+)
+
+# One delivery of one event to one webhook; unique, so dispatching twice delivers once.
+webhook_deliveries = Table(
+    "mc_webhook_deliveries",
+    system_metadata,
+    Column("id", ID, primary_key=True),
+    Column("webhook_id", ID, ForeignKey("mc_webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", _AUTO_ID, ForeignKey("mc_events.id"), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    # pending → delivered | failed (attempts used up); a replay sets it pending again.
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("response_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("webhook_id", "event_id", name="uq_mc_webhook_deliveries_event"),
+    Index("ix_mc_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+notifications = Table(
+    "mc_notifications",
+    system_metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("entity", NAME, nullable=True),
+    Column("record_id", ID, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=True),
+    Column("emailed_at", DateTime(timezone=True), nullable=True),
+    Index("ix_mc_notifications_inbox", "user_id", "created_at"),
+)
+
+# Every entry into and exit from a pipeline stage.
+stage_history = Table(
+    "mc_stage_history",
+    system_metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("entity", NAME, nullable=False),
+    Column("record_id", ID, nullable=False),
+    Column("pipeline", NAME, nullable=False),
+    Column("stage", String(255), nullable=False),
+    Column("entered_at", DateTime(timezone=True), nullable=False),
+    Column("entered_by", ID, nullable=True),
+    Column("exited_at", DateTime(timezone=True), nullable=True),
+    Column("exited_by", ID, nullable=True),
+    Index("ix_mc_stage_history_record", "entity", "record_id", "id"),
+)
+
+# The date a record is planned to reach a stage (the plan half of a stage timeline).
+stage_plans = Table(
+    "mc_stage_plans",
+    system_metadata,
+    Column("entity", NAME, primary_key=True),
+    Column("record_id", ID, primary_key=True),
+    Column("stage", String(255), primary_key=True),
+    Column("planned_date", Date, nullable=False),
+)
+
+# One submission of a record to an approval process. It keeps the process document it started
+# with: editing the process affects new submissions only.
+approvals = Table(
+    "mc_approvals",
+    system_metadata,
+    Column("id", ID, primary_key=True),
+    Column("entity", NAME, nullable=False),
+    Column("record_id", ID, nullable=False),
+    Column("process", NAME, nullable=False),
+    Column("process_version", Integer, nullable=False),
+    Column("process_document", JSON, nullable=False),
+    # pending → approved | rejected | recalled
+    Column("status", String(16), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("submitted_by", ID, nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    # Every change bumps it: two decisions racing on one approval can't both land.
+    Column("version", Integer, nullable=False),
+    Index("ix_mc_approvals_record", "entity", "record_id", "status"),
+)
+
+# One approver's part in one step.
+approval_tasks = Table(
+    "mc_approval_tasks",
+    system_metadata,
+    Column("id", ID, primary_key=True),
+    Column("approval_id", ID, ForeignKey("mc_approvals.id", ondelete="CASCADE"), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("approver_id", ID, nullable=False),
+    # Whom the step named, when a delegation or an escalation gave the task to someone else.
+    Column("original_approver_id", ID, nullable=True),
+    # pending → approved | rejected | cancelled (the step ended without this answer)
+    Column("status", String(16), nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=True),
+    Column("reminded_at", DateTime(timezone=True), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("comment", Text, nullable=True),
+    Index("ix_mc_approval_tasks_inbox", "approver_id", "status"),
+    Index("ix_mc_approval_tasks_approval", "approval_id", "step"),
+)
+
+# The audit trail of every approval: submissions, decisions, recalls, reassignments.
+approval_log = Table(
+    "mc_approval_log",
+    system_metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("approval_id", ID, ForeignKey("mc_approvals.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("by", ID, nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("step", Integer, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("detail", JSON, nullable=False),
+    Index("ix_mc_approval_log_approval", "approval_id", "id"),
+)
+
+# "While I'm away, my approvals go to …": a user names a delegate for a period.
+delegations = Table(
+    "mc_delegations",
+    system_metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False),
+    Column("delegate_id", ID, ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_mc_delegations_user", "user_id", "starts_at"),
 )

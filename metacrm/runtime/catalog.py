@@ -1,5 +1,5 @@
-"""The metadata cache: every entity and its `Table`, and every role, built once per metadata
-stamp.
+"""The metadata cache: every entity and its `Table`, every role, pipeline and approval process,
+built once per metadata stamp.
 
 Each request reads the stamp in its own transaction; a different stamp means another process
 changed metadata, and the snapshot is rebuilt. Snapshots are immutable and shared.
@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, MetaData, Table
 
 from metacrm.metadata import store
+from metacrm.metadata.approvals import APPROVAL_PROCESS, ApprovalProcessDef
 from metacrm.metadata.model import EntityDef
+from metacrm.metadata.pipelines import PIPELINE, PipelineDef
 from metacrm.metadata.roles import ROLE, RoleDef
 from metacrm.metadata.storage import build_table
 from metacrm.platform.errors import NotFound
@@ -25,6 +27,8 @@ class Catalog:
     entities: dict[str, EntityDef] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     roles: dict[str, RoleDef] = field(default_factory=dict)
+    pipelines: dict[str, PipelineDef] = field(default_factory=dict)
+    approval_processes: dict[str, ApprovalProcessDef] = field(default_factory=dict)
 
     def entity(self, name: str) -> EntityDef:
         found = self.entities.get(name)
@@ -38,6 +42,12 @@ class Catalog:
     def find(self, name: str) -> EntityDef | None:
         return self.entities.get(name)
 
+    def pipelines_of(self, entity: str) -> list[PipelineDef]:
+        return [p for p in self.pipelines.values() if p.entity == entity]
+
+    def approval_processes_of(self, entity: str) -> list[ApprovalProcessDef]:
+        return [p for p in self.approval_processes.values() if p.entity == entity]
+
 
 def build_catalog(conn: Connection, stamp: int) -> Catalog:
     metadata = MetaData()
@@ -50,7 +60,15 @@ def build_catalog(conn: Connection, stamp: int) -> Catalog:
     roles = {
         doc.name: RoleDef.from_doc(doc.document, doc.version) for doc in store.load_all(conn, ROLE)
     }
-    return Catalog(stamp, entities, tables, roles)
+    pipelines = {
+        doc.name: PipelineDef.from_doc(doc.document, doc.version)
+        for doc in store.load_all(conn, PIPELINE)
+    }
+    processes = {
+        doc.name: ApprovalProcessDef.from_doc(doc.document, doc.version)
+        for doc in store.load_all(conn, APPROVAL_PROCESS)
+    }
+    return Catalog(stamp, entities, tables, roles, pipelines, processes)
 
 
 class CatalogCache:

@@ -7,7 +7,7 @@ guards the version (optimistic concurrency), and writes the row and its history 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -30,6 +30,7 @@ from metacrm.platform.errors import (
 from metacrm.platform.ids import new_id
 from metacrm.platform.systables import record_history, users
 from metacrm.platform.users import User
+from metacrm.runtime import processes
 from metacrm.runtime.autonumber import next_autonumber
 from metacrm.runtime.catalog import Catalog
 from metacrm.runtime.listing import ListQuery, check_names, list_records
@@ -47,6 +48,14 @@ class RecordService:
     user: User
     secret: str
     now: datetime = field(default_factory=utcnow)
+
+    def elevated(self) -> RecordService:
+        """The same caller acting for a process (an approval's or a stage's actions): the
+        caller's permissions and the approval lock don't apply; validation, rules, history and
+        events do, and history names the caller."""
+        return RecordService(
+            self.conn, self.catalog, replace(self.user, is_admin=True), self.secret, self.now
+        )
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -245,6 +254,7 @@ class RecordService:
             if f.type == "autonumber":
                 values[f.name] = next_autonumber(self.conn, entity.name, f, self.now)
         system["owner"] = values.pop("owner", None) or self.user.id
+        values.update(processes.before_write(self, entity, None, {**system, **values}))
         row = {**system, **{k: to_storage(entity.field_map[k], v) for k, v in values.items()}}
         self._write(entity, lambda: self.conn.execute(table.insert().values(row)))
         # The scope is checked on the record as written (its owner, its values): one SQL
@@ -253,6 +263,9 @@ class RecordService:
         changes = {k: [None, to_json(v)] for k, v in values.items() if v is not None}
         changes["owner"] = [None, system["owner"]]
         self.record_history(entity, record_id, 1, "create", changes)
+        processes.after_write(
+            self, entity, record_id, "create", None, {**system, **values}, changes
+        )
         return self._written(entity, record_id, 1)
 
     def update(
@@ -264,8 +277,10 @@ class RecordService:
         self.permissions.require(entity, "update")
         self.require_on(entity, "update", record_id, "change")
         self._check_version(entity, row, if_match)
+        processes.before_change(self, entity, record_id)
         current = {f.name: from_storage(f, row._mapping[f.name]) for f in entity.stored_columns}
         values = self._validated(entity, data, existing=current, base=current, action="update")
+        values.update(processes.before_write(self, entity, current, {**current, **values}))
         changed = {k: v for k, v in values.items() if current.get(k) != v}
         if not changed:
             return self.get(entity.name, record_id)
@@ -285,12 +300,10 @@ class RecordService:
             raise PreconditionFailed(f"{entity.name} {record_id} was changed by someone else")
         if not transfer and not self._allows(entity, "update", record_id):
             raise Forbidden(f"the change would take this {entity.name} out of what you may change")
-        self.record_history(
-            entity,
-            record_id,
-            version,
-            "update",
-            {k: [to_json(current.get(k)), to_json(v)] for k, v in changed.items()},
+        changes = {k: [to_json(current.get(k)), to_json(v)] for k, v in changed.items()}
+        self.record_history(entity, record_id, version, "update", changes)
+        processes.after_write(
+            self, entity, record_id, "update", current, {**current, **changed}, changes
         )
         return self._written(entity, record_id, version)
 
@@ -310,6 +323,7 @@ class RecordService:
         self.permissions.require(entity, "delete")
         self.require_on(entity, "delete", record_id, "delete")
         self._check_version(entity, row, if_match)
+        processes.before_change(self, entity, record_id)
         self._set_deleted(entity, row, self.now, "delete")
 
     def restore(self, entity_name: str, record_id: str) -> dict[str, Any]:
@@ -319,6 +333,7 @@ class RecordService:
         self.require_on(entity, "delete", record_id, "restore")
         if row.deleted_at is None:
             raise Conflict(f"{entity.name} {record_id} is not deleted")
+        processes.before_change(self, entity, record_id)
         self._set_deleted(entity, row, None, "restore")
         return self.get(entity.name, record_id)
 
@@ -333,7 +348,9 @@ class RecordService:
         if self._write(entity, lambda: self.conn.execute(stmt)).rowcount != 1:
             raise PreconditionFailed(f"{entity.name} {row.id} was changed by someone else")
         old = to_json(as_utc(row.deleted_at)) if row.deleted_at else None
-        self.record_history(entity, row.id, version, action, {"deleted_at": [old, to_json(when)]})
+        changes = {"deleted_at": [old, to_json(when)]}
+        self.record_history(entity, row.id, version, action, changes)
+        processes.publish_record_event(self, entity, row.id, action, changes)
 
     def _check_version(self, entity: EntityDef, row: Any, if_match: int | None) -> None:
         if if_match is not None and if_match != row.version:

@@ -1,0 +1,81 @@
+"""Designing named metadata documents other than entities (roles, pipelines, approval
+processes): create, replace, delete and restore, each change a new version in the store.
+
+A kind says how to validate its documents and what they become; the designer keeps the rules
+every kind shares: names are unique, a document can't be renamed, history is never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection
+
+from metacrm.metadata import store
+from metacrm.platform.errors import Conflict, FieldError, NotFound, Unprocessable
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DocumentKind(Generic[T]):
+    kind: str
+    # How people call it in messages: "role", "pipeline", "approval process".
+    noun: str
+    # Every problem with a document, each with a JSON Pointer.
+    validate: Callable[[Any], list[FieldError]]
+    # The typed definition a stored document becomes.
+    build: Callable[[dict[str, Any], int], T]
+
+
+@dataclass
+class DocumentDesigner(Generic[T]):
+    conn: Connection
+    author: str | None
+    kind: DocumentKind[T]
+
+    def create(self, doc: Any) -> T:
+        self.check(doc)
+        if store.get(self.conn, self.kind.kind, doc["name"]) is not None:
+            raise Conflict(f"a {self.kind.noun} named {doc['name']!r} already exists")
+        return self._save(doc, "create")
+
+    def replace(self, name: str, doc: Any) -> T:
+        self.current(name)
+        self.check(doc)
+        if doc["name"] != name:
+            raise Unprocessable(
+                f"a {self.kind.noun} can't be renamed",
+                errors=[FieldError("/name", "rename", f"must be {name}")],
+            )
+        return self._save(doc, "update")
+
+    def delete(self, name: str) -> None:
+        self.current(name)
+        store.remove(self.conn, self.kind.kind, name, author=self.author)
+
+    def restore(self, name: str, version: int) -> T:
+        """Bring back a past version, also of a deleted document."""
+        doc = store.version_document(self.conn, self.kind.kind, name, version)
+        self.check(doc)
+        return self._save(doc, "restore")
+
+    def current(self, name: str) -> store.StoredDocument:
+        found = store.get(self.conn, self.kind.kind, name)
+        if found is None:
+            raise NotFound(f"no {self.kind.noun} named {name!r}")
+        return found
+
+    def check(self, doc: Any) -> None:
+        errors = self.kind.validate(doc)
+        if errors:
+            raise Unprocessable(f"the {self.kind.noun} document is not valid", errors=errors)
+
+    def _save(self, doc: dict[str, Any], action: str) -> T:
+        doc = {k: v for k, v in doc.items() if k != "version"}
+        version = store.save(
+            self.conn, self.kind.kind, doc["name"], doc, author=self.author, action=action
+        )
+        return self.kind.build(doc, version)

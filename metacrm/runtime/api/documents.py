@@ -1,0 +1,114 @@
+"""The metadata API of a named document kind (roles, pipelines, approval processes): list,
+create, read, replace, delete, versions and restore. Only admins read or change metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from metacrm.metadata import store
+from metacrm.metadata.documents import DocumentDesigner
+from metacrm.platform.errors import BadRequest, NotFound
+from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.http import JSONResponse, read_json
+
+Endpoint = Callable[[Request], Any]
+
+
+@dataclass(frozen=True)
+class DocumentEndpoints:
+    # The path segment under /api/v1/meta, e.g. "roles" or "approval-processes".
+    collection: str
+    kind: str
+    designer: Callable[[Work], DocumentDesigner[Any]]
+    # One line of the list: a summary of a stored document.
+    summary: Callable[[store.StoredDocument], dict[str, Any]]
+
+    def routes(self, prefix: str) -> list[tuple[str, str, Endpoint]]:
+        base = f"{prefix}/meta/{self.collection}"
+        return [
+            ("GET", base, self.list),
+            ("POST", base, self.create),
+            ("GET", f"{base}/{{name}}", self.get),
+            ("PUT", f"{base}/{{name}}", self.replace),
+            ("DELETE", f"{base}/{{name}}", self.delete),
+            ("GET", f"{base}/{{name}}/versions", self.versions),
+            ("POST", f"{base}/{{name}}/versions/{{version}}/restore", self.restore),
+        ]
+
+    def _document(self, work: Work, name: str) -> dict[str, Any]:
+        found = self.designer(work).current(name)
+        return {**found.document, "version": found.version}
+
+    async def list(self, request: Request) -> Response:
+        def summaries(work: Work) -> list[dict[str, Any]]:
+            return [self.summary(doc) for doc in store.load_all(work.conn, self.kind)]
+
+        return JSONResponse({"data": await _runtime(request).run(request, summaries, admin=True)})
+
+    async def create(self, request: Request) -> Response:
+        body = await read_json(request)
+
+        def create(work: Work) -> dict[str, Any]:
+            self.designer(work).create(body)
+            return self._document(work, body["name"])
+
+        document = await _runtime(request).run(request, create, write=True, admin=True)
+        return JSONResponse(document, status_code=201)
+
+    async def get(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        return JSONResponse(
+            await _runtime(request).run(request, lambda w: self._document(w, name), admin=True)
+        )
+
+    async def replace(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        body = await read_json(request)
+
+        def replace(work: Work) -> dict[str, Any]:
+            self.designer(work).replace(name, body)
+            return self._document(work, name)
+
+        return JSONResponse(await _runtime(request).run(request, replace, write=True, admin=True))
+
+    async def delete(self, request: Request) -> Response:
+        name = request.path_params["name"]
+
+        def remove(work: Work) -> None:
+            self.designer(work).delete(name)
+
+        await _runtime(request).run(request, remove, write=True, admin=True)
+        return Response(status_code=204)
+
+    async def versions(self, request: Request) -> Response:
+        name = request.path_params["name"]
+
+        def history(work: Work) -> list[dict[str, Any]]:
+            found = [v.as_json() for v in store.versions(work.conn, self.kind, name)]
+            if not found:
+                raise NotFound(f"no {self.designer(work).kind.noun} named {name!r}")
+            return found
+
+        return JSONResponse({"data": await _runtime(request).run(request, history, admin=True)})
+
+    async def restore(self, request: Request) -> Response:
+        name, raw = request.path_params["name"], request.path_params["version"]
+        if not (raw.isascii() and raw.isdigit()):
+            raise BadRequest("the version must be a whole number")
+        if len(raw) > 9:
+            raise NotFound(f"{name!r} has no version {raw}")
+
+        def restore(work: Work) -> dict[str, Any]:
+            self.designer(work).restore(name, int(raw))
+            return self._document(work, name)
+
+        return JSONResponse(await _runtime(request).run(request, restore, write=True, admin=True))
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
