@@ -24,3 +24,15 @@ def after_write(
     after: dict[str, Any],
 ) -> None:
     """Submit the record to every `auto` process whose condition the write made true."""
+
+
+def submit(
+    service: RecordService,
+    entity_name: str,
+    record_id: str,
+    process_name: str,
+    *,
+    comment: str | None = None,
+) -> dict[str, Any]:
+    """Submit a record to an approval process as the service's user; returns the approval."""
+    raise NotImplementedError("approval submission is being written")
