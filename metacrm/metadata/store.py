@@ -12,6 +12,7 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from metacrm.platform.clock import as_utc, utcnow
 from metacrm.platform.errors import NotFound
+from metacrm.platform.invalidation import metadata_changed
 from metacrm.platform.systables import meta_documents, meta_stamp, meta_versions
 
 ENTITY = "entity"
@@ -48,6 +49,7 @@ def current_stamp(conn: Connection) -> int:
 
 
 def bump_stamp(conn: Connection) -> None:
+    metadata_changed(conn)
     changed = conn.execute(
         update(meta_stamp).where(meta_stamp.c.id == 1).values(stamp=meta_stamp.c.stamp + 1)
     ).rowcount

@@ -88,9 +88,12 @@ def _ping_redis(url: str) -> None:
     redis.Redis.from_url(url, socket_timeout=2).ping()
 
 
-def create_app(routes: Sequence[BaseRoute], state: dict[str, Any]) -> Starlette:
+def create_app(
+    routes: Sequence[BaseRoute], state: dict[str, Any], lifespan: Any = None
+) -> Starlette:
     app = Starlette(
         routes=list(routes),
+        lifespan=lifespan,
         exception_handlers={
             MetacrmError: _metacrm_error,
             HTTPException: _http_error,

@@ -20,6 +20,12 @@ class Settings:
     secret_key: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # How long Redis waits for a worker to acknowledge a task before giving it to another
+    # (a worker killed mid-task is noticed after this long).
+    task_visibility_timeout: int = 300
+    # Email for notifications: smtp://user:password@host:port (smtps:// for TLS); unset = none.
+    smtp_url: str | None = None
+    smtp_from: str = "metacrm@localhost"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -27,10 +33,18 @@ class Settings:
         port = env.get("METACRM_PORT", "8000")
         if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ValueError(f"METACRM_PORT must be a port number, not {port!r}")
+        visibility = env.get("METACRM_TASK_VISIBILITY_TIMEOUT", "300")
+        if not (visibility.isascii() and visibility.isdigit()) or int(visibility) < 1:
+            raise ValueError(
+                f"METACRM_TASK_VISIBILITY_TIMEOUT must be a number of seconds, not {visibility!r}"
+            )
         return cls(
             database_url=env.get("METACRM_DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("METACRM_REDIS_URL") or None,
             secret_key=env.get("METACRM_SECRET_KEY") or None,
             host=env.get("METACRM_HOST") or "127.0.0.1",
             port=int(port),
+            task_visibility_timeout=int(visibility),
+            smtp_url=env.get("METACRM_SMTP_URL") or None,
+            smtp_from=env.get("METACRM_SMTP_FROM") or "metacrm@localhost",
         )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import Engine
 from starlette.applications import Starlette
@@ -11,11 +15,16 @@ from metacrm.platform.app import create_app, health_route
 from metacrm.platform.db import make_engine, reading, refresh_statistics
 from metacrm.platform.errors import MetacrmError, NotFound
 from metacrm.platform.install import SECRET_KEY, is_installed, stored_setting
+from metacrm.platform.invalidation import Listener, use_redis
 from metacrm.platform.settings import Settings
+from metacrm.platform.tasks import InProcessQueue, start_queue, stop_queue
+from metacrm.runtime import jobs
 from metacrm.runtime.api import directory, meta, openapi, records, roles
 from metacrm.runtime.api.context import Runtime
 
 V1 = "/api/v1"
+# Every task this app may enqueue must be registered before its queue starts.
+assert jobs.__name__
 
 ROUTES = [
     ("GET", f"{V1}/openapi.json", openapi.openapi_json),
@@ -90,4 +99,25 @@ def build_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     return create_app(
         [health_route(engine, settings.redis_url), *_routes()],
         {"runtime": runtime, "templates": templates, "engine": engine},
+        lifespan=partial(_background, runtime),
     )
+
+
+@asynccontextmanager
+async def _background(runtime: Runtime, _app: Starlette) -> AsyncIterator[None]:
+    """While the app serves: its task queue, and with Redis the metadata-change listener;
+    without Redis the periodic jobs run here too, on a timer."""
+    settings, engine = runtime.settings, runtime.engine
+    queue = start_queue(settings, engine)
+    listener = None
+    if isinstance(queue, InProcessQueue):
+        queue.start_periodic()
+    if settings.redis_url:
+        use_redis(engine, settings.redis_url)
+        listener = Listener(settings.redis_url, runtime.catalogs.invalidate)
+    try:
+        yield
+    finally:
+        if listener is not None:
+            listener.close()
+        stop_queue(engine)

@@ -1,0 +1,104 @@
+"""The Celery side of background work (used when `METACRM_REDIS_URL` is set).
+
+Every registered task becomes a Celery task of the same name. Messages are acknowledged only
+after the task finished (`acks_late`) and are given back when a worker dies mid-task
+(`reject_on_worker_lost`), so a killed worker loses nothing: Redis hands the message to the
+next worker once the visibility timeout has passed. Workers take one message at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import Engine
+
+from metacrm.platform.settings import Settings
+from metacrm.platform.tasks import (
+    MAX_FAILURE_RETRIES,
+    RetryLater,
+    TaskContext,
+    TaskSpec,
+    backoff,
+    registered,
+    run_task,
+)
+
+log = logging.getLogger("metacrm.tasks")
+QUEUE_NAME = "metacrm"
+
+
+class CeleryQueue:
+    """Sends tasks to Redis for `metacrm worker` processes to run."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = make_celery(settings)
+
+    def enqueue(self, name: str, *args: Any, delay: float = 0.0) -> None:
+        self.app.send_task(name, args=list(args), countdown=delay or None, queue=QUEUE_NAME)
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def make_celery(settings: Settings) -> Celery:
+    if not settings.redis_url:
+        raise ValueError("Celery needs METACRM_REDIS_URL")
+    app = Celery("metacrm", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_default_queue=QUEUE_NAME,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.task_visibility_timeout},
+        timezone="UTC",
+        beat_schedule={
+            spec.name: {"task": spec.name, "schedule": spec.every}
+            for spec in registered().values()
+            if spec.every is not None
+        },
+    )
+    for spec in registered().values():
+        _register(app, spec, settings)
+    return app
+
+
+_worker_context: dict[str, TaskContext] = {}
+_context_lock = threading.Lock()
+
+
+def _context(settings: Settings) -> TaskContext:
+    """One database engine and queue per worker process, made on first use (after the fork)."""
+    with _context_lock:
+        found = _worker_context.get("context")
+        if found is None:
+            from metacrm.platform.db import make_engine
+            from metacrm.platform.tasks import start_queue
+
+            engine: Engine = make_engine(settings.database_url)
+            found = TaskContext(engine, settings, start_queue(settings, engine))
+            _worker_context["context"] = found
+        return found
+
+
+def _register(app: Celery, spec: TaskSpec, settings: Settings) -> None:
+    def run(self: Any, *args: Any) -> None:
+        try:
+            run_task(spec, _context(settings), args)
+        except RetryLater as retry:
+            raise self.retry(countdown=retry.delay, max_retries=None) from None
+        except Exception as exc:
+            failures = self.request.retries + 1
+            if failures > MAX_FAILURE_RETRIES:
+                log.exception("task %s%r failed %d times; giving up", spec.name, args, failures)
+                return
+            log.exception("task %s%r failed; retrying", spec.name, args)
+            raise self.retry(exc=exc, countdown=backoff(failures), max_retries=None) from None
+
+    app.task(name=spec.name, bind=True, acks_late=True)(run)

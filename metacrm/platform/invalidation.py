@@ -1,0 +1,59 @@
+"""Telling every process that metadata changed, through Redis pub/sub when Redis is configured.
+
+Each process already compares the metadata stamp on every request, which is always correct;
+the message lets processes drop their caches at once instead of on their next request, and
+lets processes without requests (workers) notice at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine
+
+from metacrm.platform.db import after_commit
+
+CHANNEL = "metacrm:metadata"
+log = logging.getLogger("metacrm")
+
+_redis_urls: dict[int, str] = {}
+
+
+def use_redis(engine: Engine, redis_url: str) -> None:
+    """Metadata changes committed through `engine` are announced on this Redis."""
+    _redis_urls[id(engine)] = redis_url
+
+
+def metadata_changed(conn: Connection) -> None:
+    """Announce, after this transaction commits, that metadata changed."""
+    url = _redis_urls.get(id(conn.engine))
+    if url is not None:
+        after_commit(conn, lambda: _publish(url))
+
+
+def _publish(url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).publish(CHANNEL, "changed")
+    except redis.RedisError as exc:
+        # Not fatal: every process still checks the stamp on its next request.
+        log.warning("could not announce a metadata change: %s", exc)
+
+
+class Listener:
+    """A daemon thread that calls `on_change` for every announcement."""
+
+    def __init__(self, redis_url: str, on_change: Callable[[], None]) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(redis_url)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(**{CHANNEL: lambda _message: on_change()})
+        self._thread = self._pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+
+    def close(self) -> None:
+        self._thread.stop()
+        self._pubsub.close()
+        self._client.close()

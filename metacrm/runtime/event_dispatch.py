@@ -1,0 +1,120 @@
+"""Dispatching the event outbox: each committed event goes to its consumers once.
+
+Consumers: webhook subscriptions (a delivery per match) and the inbox (a record assigned to
+someone else tells its new owner). Dispatch claims an event by stamping `dispatched_at` in
+the same transaction that creates its deliveries and notifications, so a dispatch that runs
+twice — the after-commit hand-over and the sweep racing — does the work once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from metacrm.platform.clock import utcnow
+from metacrm.platform.db import writing
+from metacrm.platform.events import DISPATCH_TASK, on_publish
+from metacrm.platform.systables import events, webhook_deliveries
+from metacrm.platform.tasks import TaskContext, periodic, queue_for, task
+from metacrm.runtime.catalog import Catalog, CatalogCache
+from metacrm.runtime.notifications import notify
+from metacrm.runtime.webhooks import DELIVER_TASK, create_deliveries, enqueue_deliveries
+
+SWEEP_TASK = "events.sweep"
+# An event not dispatched this long after it was written lost its hand-over (a process died
+# between commit and enqueue); the sweep dispatches it.
+STALE_AFTER = timedelta(seconds=10)
+# A pending delivery whose retry is this much overdue lost its queued message.
+OVERDUE_AFTER = timedelta(seconds=60)
+SWEEP_BATCH = 500
+
+_catalogs: dict[int, CatalogCache] = {}
+
+
+def _catalog(conn: Connection) -> Catalog:
+    cache = _catalogs.setdefault(id(conn.engine), CatalogCache())
+    return cache.snapshot(conn)
+
+
+def _announce(engine: Engine, event_ids: list[int]) -> None:
+    queue = queue_for(engine)
+    if queue is not None and event_ids:
+        queue.enqueue(DISPATCH_TASK, event_ids)
+
+
+on_publish(_announce)
+
+
+@task(DISPATCH_TASK)
+def dispatch(context: TaskContext, event_ids: Sequence[int]) -> None:
+    for event_id in event_ids:
+        dispatch_one(context.engine, int(event_id))
+
+
+def dispatch_one(engine: Engine, event_id: int) -> bool:
+    """Hand one event to its consumers; False when it was dispatched already."""
+    with writing(engine) as conn:
+        claimed = conn.execute(
+            update(events)
+            .where(events.c.id == event_id, events.c.dispatched_at.is_(None))
+            .values(dispatched_at=utcnow())
+        ).rowcount
+        if not claimed:
+            return False
+        event = conn.execute(select(events).where(events.c.id == event_id)).one()
+        enqueue_deliveries(conn, create_deliveries(conn, _catalog(conn), event))
+        _notify_assignment(conn, event)
+        return True
+
+
+def _notify_assignment(conn: Connection, event: Any) -> None:
+    """A record created for, or handed to, someone else lands in their inbox."""
+    payload = event.payload or {}
+    owner = (payload.get("changes") or {}).get("owner")
+    if event.type not in ("record.created", "record.updated") or not owner:
+        return
+    new_owner = owner[1]
+    if not new_owner or new_owner == event.actor:
+        return
+    record = payload.get("record") or {}
+    notify(
+        conn,
+        [new_owner],
+        "record.assigned",
+        f"A {event.entity} was assigned to you",
+        str(record.get("id", "")),
+        entity=event.entity,
+        record_id=event.record_id,
+    )
+
+
+@periodic(SWEEP_TASK, every=30.0)
+def sweep(context: TaskContext) -> None:
+    """Dispatch events whose hand-over was lost; re-enqueue deliveries whose retry was lost."""
+    now = context.clock()
+    with writing(context.engine) as conn:
+        stale = conn.execute(
+            select(events.c.id)
+            .where(events.c.dispatched_at.is_(None), events.c.created_at < now - STALE_AFTER)
+            .order_by(events.c.id)
+            .limit(SWEEP_BATCH)
+        ).scalars()
+        stale_ids = list(stale)
+        overdue = now - OVERDUE_AFTER - timedelta(seconds=context.settings.task_visibility_timeout)
+        lost = list(
+            conn.execute(
+                select(webhook_deliveries.c.id)
+                .where(
+                    webhook_deliveries.c.status == "pending",
+                    webhook_deliveries.c.next_attempt_at < overdue,
+                )
+                .limit(SWEEP_BATCH)
+            ).scalars()
+        )
+    for event_id in stale_ids:
+        dispatch_one(context.engine, event_id)
+    for delivery_id in lost:
+        context.queue.enqueue(DELIVER_TASK, delivery_id)

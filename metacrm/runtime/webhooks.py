@@ -1,0 +1,233 @@
+"""Webhooks: matching events to subscriptions, and delivering them signed, with retries.
+
+A subscription names an entity (or all), event types (or "*") and optionally a rule-language
+condition, checked in SQL against the record as it is when the event is dispatched. Each
+(subscription, event) pair gets one delivery row — the unique key makes dispatching twice
+harmless — and the delivery task posts it until the receiver answers 2xx or the attempts are
+used up. Receivers should deduplicate on `X-Metacrm-Delivery`: a worker that dies after the
+receiver answered but before recording it delivers the same delivery again.
+
+Signature: `X-Metacrm-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` keyed
+with the subscription's secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection, Engine, select, update
+
+from metacrm.metadata.model import EntityDef
+from metacrm.platform.clock import utcnow
+from metacrm.platform.db import after_commit, reading, writing
+from metacrm.platform.errors import MetacrmError
+from metacrm.platform.ids import new_id
+from metacrm.platform.systables import events, webhook_deliveries, webhooks
+from metacrm.platform.tasks import RetryLater, TaskContext, backoff, queue_for, task
+from metacrm.runtime.catalog import Catalog
+from metacrm.runtime.rules import compile_filter
+
+DELIVER_TASK = "webhooks.deliver"
+MAX_ATTEMPTS = 8
+# The first retry waits this long; each next one twice as long (5 s … ~10 min).
+RETRY_BASE_SECONDS = 5.0
+TIMEOUT_SECONDS = 10.0
+RESPONSE_EXCERPT = 500
+EVENT_TYPES = (
+    "record.created",
+    "record.updated",
+    "record.deleted",
+    "record.restored",
+    "stage.changed",
+    "approval.submitted",
+    "approval.step_approved",
+    "approval.approved",
+    "approval.rejected",
+    "approval.recalled",
+    "approval.reassigned",
+)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> bool:
+    """What a receiver does: the signature matches and is recent (replays are refused)."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    stamp = parts.get("t", "")
+    if not stamp.isdigit() or abs(time.time() - int(stamp)) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, int(stamp), body), header)
+
+
+def condition_matches(
+    conn: Connection, catalog: Catalog, entity: EntityDef, record_id: str, condition: str
+) -> bool:
+    """Whether the record, as stored now, meets the subscription's condition (one SQL query)."""
+    table = catalog.table(entity.name)
+    clause, compiler = compile_filter(
+        condition,
+        entity,
+        table,
+        catalog.table,
+        catalog.find,
+        {"id": None, "role": None, "org_unit": None},
+        utcnow(),
+    )
+    stmt = compiler.apply(select(table.c.id).where(table.c.id == record_id, clause))
+    return conn.execute(stmt).first() is not None
+
+
+def create_deliveries(conn: Connection, catalog: Catalog, event: Any) -> list[str]:
+    """A pending delivery for every active subscription the event matches; returns their ids."""
+    found = conn.execute(select(webhooks).where(webhooks.c.active.is_(True))).all()
+    created = []
+    for hook in found:
+        if hook.entity is not None and hook.entity != event.entity:
+            continue
+        if "*" not in hook.events and event.type not in hook.events:
+            continue
+        if hook.condition:
+            entity = catalog.find(event.entity or "")
+            if entity is None or event.record_id is None:
+                continue
+            try:
+                if not condition_matches(conn, catalog, entity, event.record_id, hook.condition):
+                    continue
+            except MetacrmError:
+                # The entity changed since the condition was written; it matches nothing now.
+                continue
+        exists = conn.execute(
+            select(webhook_deliveries.c.id).where(
+                webhook_deliveries.c.webhook_id == hook.id,
+                webhook_deliveries.c.event_id == event.id,
+            )
+        ).first()
+        if exists:
+            continue
+        delivery_id = new_id()
+        conn.execute(
+            webhook_deliveries.insert().values(
+                id=delivery_id,
+                webhook_id=hook.id,
+                event_id=event.id,
+                event_type=event.type,
+                status="pending",
+                attempts=0,
+                next_attempt_at=utcnow(),
+                created_at=utcnow(),
+            )
+        )
+        created.append(delivery_id)
+    return created
+
+
+def enqueue_deliveries(conn: Connection, delivery_ids: Sequence[str]) -> None:
+    """Hand the deliveries to the task queue once this transaction commits."""
+    if not delivery_ids:
+        return
+    engine = conn.engine
+
+    def send() -> None:
+        queue = queue_for(engine)
+        if queue is not None:
+            for delivery_id in delivery_ids:
+                queue.enqueue(DELIVER_TASK, delivery_id)
+
+    after_commit(conn, send)
+
+
+def delivery_body(delivery_id: str, event: Any) -> bytes:
+    created = event.created_at
+    return json.dumps(
+        {
+            "id": delivery_id,
+            "event": event.type,
+            "event_id": event.id,
+            "created_at": created.isoformat() if created else None,
+            "data": event.payload,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+
+
+@task(DELIVER_TASK)
+def deliver(context: TaskContext, delivery_id: str) -> None:
+    """Post one delivery. Idempotent: a delivery no longer pending is left alone."""
+    loaded = _load(context.engine, delivery_id)
+    if loaded is None:
+        return
+    delivery, hook, event = loaded
+    body = delivery_body(delivery_id, event)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "metacrm-webhooks",
+        "X-Metacrm-Event": event.type,
+        "X-Metacrm-Delivery": delivery_id,
+        "X-Metacrm-Signature": sign(hook.secret, int(time.time()), body),
+    }
+    code: int | None = None
+    error: str | None = None
+    try:
+        response = httpx.post(hook.url, content=body, headers=headers, timeout=TIMEOUT_SECONDS)
+        code = response.status_code
+        if not 200 <= code < 300:
+            error = response.text[:RESPONSE_EXCERPT]
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT]
+    retry_in = _record_attempt(context, delivery, code, error)
+    if retry_in is not None:
+        raise RetryLater(retry_in, f"webhook answered {code or error}")
+
+
+def _load(engine: Engine, delivery_id: str) -> tuple[Any, Any, Any] | None:
+    with reading(engine) as conn:
+        delivery = conn.execute(
+            select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
+        ).first()
+        if delivery is None or delivery.status != "pending":
+            return None
+        hook = conn.execute(select(webhooks).where(webhooks.c.id == delivery.webhook_id)).first()
+        event = conn.execute(select(events).where(events.c.id == delivery.event_id)).first()
+        if hook is None or event is None:
+            return None
+        return delivery, hook, event
+
+
+def _record_attempt(
+    context: TaskContext, delivery: Any, code: int | None, error: str | None
+) -> float | None:
+    """Write the attempt's outcome; returns seconds until the next attempt, or None when the
+    delivery is finished (delivered, failed for good, or finished by someone else)."""
+    now = context.clock()
+    attempts = delivery.attempts + 1
+    values: dict[str, Any] = {"attempts": attempts, "response_code": code, "last_error": error}
+    retry_in: float | None = None
+    if error is None:
+        values.update(status="delivered", delivered_at=now, next_attempt_at=None)
+    elif attempts >= MAX_ATTEMPTS:
+        values.update(status="failed", next_attempt_at=None)
+    else:
+        retry_in = backoff(attempts, RETRY_BASE_SECONDS)
+        values.update(next_attempt_at=now + timedelta(seconds=retry_in))
+    with writing(context.engine) as conn:
+        changed = conn.execute(
+            update(webhook_deliveries)
+            .where(
+                webhook_deliveries.c.id == delivery.id,
+                webhook_deliveries.c.status == "pending",
+                webhook_deliveries.c.attempts == delivery.attempts,
+            )
+            .values(values)
+        ).rowcount
+    return retry_in if changed else None
