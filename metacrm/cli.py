@@ -96,6 +96,37 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+def _celery(settings: Settings, command: str):  # type: ignore[no-untyped-def]
+    if not settings.redis_url:
+        raise MetacrmError(
+            f"`metacrm {command}` needs METACRM_REDIS_URL; without Redis, tasks and periodic "
+            "jobs run inside `metacrm serve`"
+        )
+    _engine(settings).dispose()
+    import metacrm.runtime.jobs  # noqa: F401  (registers every task before the app is made)
+    from metacrm.platform.celery_app import make_celery
+
+    return make_celery(settings)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    from metacrm.platform.celery_app import QUEUE_NAME
+
+    app = _celery(settings, "worker")
+    argv = ["worker", "--loglevel", args.loglevel, "--queues", QUEUE_NAME, "--pool", args.pool]
+    argv += ["--without-gossip", "--without-mingle", "--hostname", f"metacrm-{os.getpid()}@%h"]
+    if args.concurrency:
+        argv += ["--concurrency", str(args.concurrency)]
+    app.worker_main(argv)
+
+
+def cmd_beat(args: argparse.Namespace, settings: Settings) -> None:
+    app = _celery(settings, "beat")
+    schedule = Path(args.schedule)
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    app.Beat(loglevel=args.loglevel, schedule=str(schedule)).run()
+
+
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
     roles = args.role or []
     with writing(_engine(settings)) as conn:
@@ -214,6 +245,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(run=cmd_serve)
+
+    worker = sub.add_parser("worker", help="a Celery worker (needs METACRM_REDIS_URL)")
+    worker.add_argument("--concurrency", type=int, help="tasks at once (default: CPU count)")
+    worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(run=cmd_worker)
+
+    beat = sub.add_parser("beat", help="the periodic job scheduler (needs METACRM_REDIS_URL)")
+    beat.add_argument("--schedule", default=".metacrm/celerybeat-schedule")
+    beat.add_argument("--loglevel", default="INFO")
+    beat.set_defaults(run=cmd_beat)
 
     user = sub.add_parser("user", help="users").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="add a user")

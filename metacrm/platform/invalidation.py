@@ -55,5 +55,7 @@ class Listener:
 
     def close(self) -> None:
         self._thread.stop()
+        # Closing the connection under a thread still reading it would raise in that thread.
+        self._thread.join(timeout=5)
         self._pubsub.close()
         self._client.close()
