@@ -266,21 +266,30 @@ def _meta_paths() -> dict[str, Any]:
 
 # Users, org units, roles, shares and the caller: (path, method, operationId, tag, success
 # status, has a JSON body). Their documents are described in the README.
+def _document_rows(collection: str, noun: str) -> list[tuple[str, str, str, str, str, bool]]:
+    """The seven operations of a named metadata document kind (DocumentEndpoints)."""
+    base = f"/api/v1/meta/{collection}"
+    tag = collection.replace("-", "_")
+    return [
+        (base, "get", f"list_{tag}", tag, "200", False),
+        (base, "post", f"create_{noun}", tag, "201", True),
+        (f"{base}/{{name}}", "get", f"get_{noun}", tag, "200", False),
+        (f"{base}/{{name}}", "put", f"replace_{noun}", tag, "200", True),
+        (f"{base}/{{name}}", "delete", f"delete_{noun}", tag, "204", False),
+        (f"{base}/{{name}}/versions", "get", f"{noun}_versions", tag, "200", False),
+        (
+            f"{base}/{{name}}/versions/{{version}}/restore",
+            "post",
+            f"restore_{noun}_version",
+            tag,
+            "200",
+            False,
+        ),
+    ]
+
+
 _MANAGEMENT = [
-    ("/api/v1/meta/roles", "get", "list_roles", "roles", "200", False),
-    ("/api/v1/meta/roles", "post", "create_role", "roles", "201", True),
-    ("/api/v1/meta/roles/{name}", "get", "get_role", "roles", "200", False),
-    ("/api/v1/meta/roles/{name}", "put", "replace_role", "roles", "200", True),
-    ("/api/v1/meta/roles/{name}", "delete", "delete_role", "roles", "204", False),
-    ("/api/v1/meta/roles/{name}/versions", "get", "role_versions", "roles", "200", False),
-    (
-        "/api/v1/meta/roles/{name}/versions/{version}/restore",
-        "post",
-        "restore_role_version",
-        "roles",
-        "200",
-        False,
-    ),
+    *_document_rows("roles", "role"),
     ("/api/v1/users", "get", "list_users", "users", "200", False),
     ("/api/v1/users", "post", "create_user", "users", "201", True),
     ("/api/v1/users/{id}", "get", "get_user", "users", "200", False),
