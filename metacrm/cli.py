@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from metacrm.metadata.entities import EntityDesigner
-from metacrm.metadata.packages import export_package, import_package
+from metacrm.metadata.packages import export_package
 from metacrm.metadata.roles import role_errors
 from metacrm.platform.db import make_engine, reading, writing
 from metacrm.platform.errors import MetacrmError, Unprocessable
@@ -202,8 +201,7 @@ class _DryRun(Exception):
 
 
 def cmd_meta_import(args: argparse.Namespace, settings: Settings) -> None:
-    from metacrm.runtime.catalog import build_catalog
-    from metacrm.runtime.rule_checks import expression_checker
+    from metacrm.runtime.packages import apply_package
 
     try:
         package = json.loads(Path(args.package).read_text("utf-8"))
@@ -212,15 +210,10 @@ def cmd_meta_import(args: argparse.Namespace, settings: Settings) -> None:
     engine = _engine(settings)
     try:
         with writing(engine) as conn:
-            catalog = build_catalog(conn, -1)
-            designer = EntityDesigner(
-                conn, author=None, check_expression=expression_checker(catalog)
-            )
-            results = import_package(designer, package)
-            for result in results:
-                for op in result.plan.operations:
-                    print(f"{result.entity.name}: {op.describe()}")
-            if not results:
+            changes = apply_package(conn, None, package)
+            for line in changes:
+                print(line)
+            if not changes:
                 print("nothing to change")
             if args.dry_run:
                 raise _DryRun

@@ -1,7 +1,10 @@
-"""Metadata packages: export entities as one JSON document, import them elsewhere.
+"""Metadata packages: export entities, and the roles, pipelines and approval processes built on
+them, as one JSON document; import them elsewhere.
 
-Import creates missing entities and changes existing ones through the designer, in dependency
-order; entities that look each other up are created first without their lookups.
+Import of entities creates missing ones and changes existing ones through the designer, in
+dependency order; entities that look each other up are created first without their lookups.
+The other kinds are imported after the entities by the runtime (`runtime/packages.py`), since
+a pipeline's change may move records.
 """
 
 from __future__ import annotations
@@ -12,24 +15,46 @@ from typing import Any
 from sqlalchemy import Connection
 
 from metacrm.metadata import store
+from metacrm.metadata.approvals import APPROVAL_PROCESS
 from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
+from metacrm.metadata.pipelines import PIPELINE
+from metacrm.metadata.roles import ROLE
 from metacrm.platform.errors import FieldError, NotFound, Unprocessable
 
 FORMAT = "metacrm.package"
 FORMAT_VERSION = 1
 
 
+# Package key → document kind, in the order an import applies them (after the entities).
+DOCUMENT_KINDS = {
+    "roles": ROLE,
+    "pipelines": PIPELINE,
+    "approval_processes": APPROVAL_PROCESS,
+}
+
+
 def export_package(conn: Connection, names: list[str] | None = None) -> dict[str, Any]:
+    """Every entity (or the named ones) with the pipelines and approval processes on them; roles
+    span entities, so they come with a whole export only."""
     documents = {d.name: d for d in store.load_all(conn, store.ENTITY)}
     missing = sorted(set(names or []) - set(documents))
     if missing:
         raise NotFound(f"no entity named {', '.join(map(repr, missing))}")
     chosen = sorted(names) if names else sorted(documents)
-    return {
+    package: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "entities": [public_document(documents[n].document) for n in chosen],
     }
+    for key, kind in DOCUMENT_KINDS.items():
+        if kind == ROLE and names:
+            continue
+        package[key] = [
+            d.document
+            for d in store.load_all(conn, kind)
+            if not names or d.document.get("entity") in chosen
+        ]
+    return package
 
 
 def import_package(designer: EntityDesigner, package: Any) -> list[DesignResult]:

@@ -19,7 +19,17 @@ from metacrm.platform.invalidation import Listener, use_redis
 from metacrm.platform.settings import Settings
 from metacrm.platform.tasks import InProcessQueue, start_queue, stop_queue
 from metacrm.runtime import jobs
-from metacrm.runtime.api import directory, meta, openapi, records, roles
+from metacrm.runtime.api import (
+    approvals,
+    directory,
+    meta,
+    notifications,
+    openapi,
+    pipelines,
+    records,
+    roles,
+    webhooks,
+)
 from metacrm.runtime.api.context import Runtime
 
 V1 = "/api/v1"
@@ -40,6 +50,21 @@ ROUTES = [
     ("POST", f"{V1}/meta/entities/{{name}}/versions/{{version}}/restore", meta.restore_version),
     ("POST", f"{V1}/meta/entities/{{name}}/rules/test", meta.test_rule),
     *roles.ROLES.routes(V1),
+    *pipelines.PIPELINES.routes(V1),
+    ("GET", f"{V1}/records/{{entity}}/{{id}}/stages", pipelines.stage_timeline),
+    ("PUT", f"{V1}/records/{{entity}}/{{id}}/stage-plan", pipelines.put_stage_plan),
+    *approvals.APPROVAL_PROCESSES.routes(V1),
+    ("POST", f"{V1}/records/{{entity}}/{{id}}/approvals", approvals.submit_record),
+    ("GET", f"{V1}/records/{{entity}}/{{id}}/approvals", approvals.list_record_approvals),
+    ("GET", f"{V1}/approvals", approvals.list_inbox),
+    ("GET", f"{V1}/approvals/{{id}}", approvals.get_approval),
+    ("POST", f"{V1}/approvals/{{id}}/approve", approvals.approve),
+    ("POST", f"{V1}/approvals/{{id}}/reject", approvals.reject),
+    ("POST", f"{V1}/approvals/{{id}}/recall", approvals.recall),
+    ("POST", f"{V1}/approvals/{{id}}/reassign", approvals.reassign),
+    ("GET", f"{V1}/me/delegations", approvals.my_delegations),
+    ("POST", f"{V1}/me/delegations", approvals.delegate),
+    ("DELETE", f"{V1}/me/delegations/{{id}}", approvals.end_delegation),
     ("GET", f"{V1}/users", directory.list_all_users),
     ("POST", f"{V1}/users", directory.create_one_user),
     ("GET", f"{V1}/users/{{id}}", directory.get_one_user),
@@ -51,6 +76,17 @@ ROUTES = [
     ("DELETE", f"{V1}/org-units/{{id}}", directory.delete_org_unit),
     ("GET", f"{V1}/me", directory.me),
     ("GET", f"{V1}/me/permissions", directory.my_permissions),
+    ("GET", f"{V1}/webhooks", webhooks.list_webhooks),
+    ("POST", f"{V1}/webhooks", webhooks.create_webhook),
+    ("GET", f"{V1}/webhooks/{{id}}", webhooks.get_webhook),
+    ("PATCH", f"{V1}/webhooks/{{id}}", webhooks.change_webhook),
+    ("DELETE", f"{V1}/webhooks/{{id}}", webhooks.delete_webhook),
+    ("POST", f"{V1}/webhooks/{{id}}/secret", webhooks.rotate_secret),
+    ("GET", f"{V1}/webhooks/{{id}}/deliveries", webhooks.list_deliveries),
+    ("POST", f"{V1}/webhooks/{{id}}/deliveries/{{delivery}}/replay", webhooks.replay_delivery),
+    ("GET", f"{V1}/notifications", notifications.list_notifications),
+    ("POST", f"{V1}/notifications/read-all", notifications.read_all),
+    ("POST", f"{V1}/notifications/{{id}}/read", notifications.mark_read),
     ("GET", f"{V1}/records/{{entity}}", records.list_records),
     ("POST", f"{V1}/records/{{entity}}", records.create_record),
     ("GET", f"{V1}/records/{{entity}}/{{id}}", records.get_record),

@@ -290,6 +290,35 @@ def _document_rows(collection: str, noun: str) -> list[tuple[str, str, str, str,
 
 _MANAGEMENT = [
     *_document_rows("roles", "role"),
+    *_document_rows("pipelines", "pipeline"),
+    *_document_rows("approval-processes", "approval_process"),
+    ("/api/v1/approvals", "get", "approval_inbox", "approvals", "200", False),
+    ("/api/v1/approvals/{id}", "get", "get_approval", "approvals", "200", False),
+    ("/api/v1/approvals/{id}/approve", "post", "approve", "approvals", "200", True),
+    ("/api/v1/approvals/{id}/reject", "post", "reject", "approvals", "200", True),
+    ("/api/v1/approvals/{id}/recall", "post", "recall", "approvals", "200", True),
+    ("/api/v1/approvals/{id}/reassign", "post", "reassign", "approvals", "200", True),
+    ("/api/v1/me/delegations", "get", "list_delegations", "approvals", "200", False),
+    ("/api/v1/me/delegations", "post", "delegate", "approvals", "201", True),
+    ("/api/v1/me/delegations/{id}", "delete", "end_delegation", "approvals", "204", False),
+    ("/api/v1/webhooks", "get", "list_webhooks", "webhooks", "200", False),
+    ("/api/v1/webhooks", "post", "create_webhook", "webhooks", "201", True),
+    ("/api/v1/webhooks/{id}", "get", "get_webhook", "webhooks", "200", False),
+    ("/api/v1/webhooks/{id}", "patch", "change_webhook", "webhooks", "200", True),
+    ("/api/v1/webhooks/{id}", "delete", "delete_webhook", "webhooks", "204", False),
+    ("/api/v1/webhooks/{id}/secret", "post", "rotate_webhook_secret", "webhooks", "200", False),
+    ("/api/v1/webhooks/{id}/deliveries", "get", "list_deliveries", "webhooks", "200", False),
+    (
+        "/api/v1/webhooks/{id}/deliveries/{delivery}/replay",
+        "post",
+        "replay_delivery",
+        "webhooks",
+        "202",
+        False,
+    ),
+    ("/api/v1/notifications", "get", "list_notifications", "notifications", "200", False),
+    ("/api/v1/notifications/read-all", "post", "read_all", "notifications", "200", False),
+    ("/api/v1/notifications/{id}/read", "post", "mark_read", "notifications", "200", False),
     ("/api/v1/users", "get", "list_users", "users", "200", False),
     ("/api/v1/users", "post", "create_user", "users", "201", True),
     ("/api/v1/users/{id}", "get", "get_user", "users", "200", False),
@@ -302,10 +331,16 @@ _MANAGEMENT = [
     ("/api/v1/me", "get", "me", "users", "200", False),
     ("/api/v1/me/permissions", "get", "my_permissions", "users", "200", False),
 ]
-_SHARES = [
+# Operations on one record beside the records API proper, per entity: (path below the
+# record, method, operationId prefix, success status, has a JSON body).
+_RECORD_EXTRAS = [
     ("/shares", "get", "list_shares", "200", False),
     ("/shares", "post", "share", "201", True),
     ("/shares/{share}", "delete", "unshare", "204", False),
+    ("/stages", "get", "stage_timeline", "200", False),
+    ("/stage-plan", "put", "set_stage_plan", "200", True),
+    ("/approvals", "get", "record_approvals", "200", False),
+    ("/approvals", "post", "submit_for_approval", "201", True),
 ]
 
 
@@ -343,7 +378,7 @@ def _management_paths(entities: list[str]) -> dict[str, Any]:
     rows = list(_MANAGEMENT)
     for name in entities:
         base = f"/api/v1/records/{name}/{{id}}"
-        rows += [(base + p, m, f"{o}_{name}", name, st, b) for p, m, o, st, b in _SHARES]
+        rows += [(base + p, m, f"{o}_{name}", name, st, b) for p, m, o, st, b in _RECORD_EXTRAS]
     for path, method, op_id, tag, status, has_body in rows:
         item = paths.setdefault(path, {"parameters": _path_parameters(path)})
         item[method] = _operation(op_id, tag, status, has_body)

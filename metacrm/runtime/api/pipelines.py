@@ -1,0 +1,58 @@
+"""Pipelines through the metadata API (admins only), and a record's stage timeline and stage
+plan through the records API (as the caller's permissions allow)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from metacrm.metadata import store
+from metacrm.metadata.pipelines import PIPELINE
+from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.documents import DocumentEndpoints
+from metacrm.runtime.api.http import JSONResponse, read_json
+from metacrm.runtime.pipelines.design import PipelineDesigner
+from metacrm.runtime.pipelines.timeline import set_plan, timeline
+
+
+def _designer(work: Work) -> PipelineDesigner:
+    return PipelineDesigner(work.conn, work.user.id, work.catalog)
+
+
+def _summary(doc: store.StoredDocument) -> dict[str, Any]:
+    return {
+        "name": doc.name,
+        "label": doc.document["label"],
+        "entity": doc.document["entity"],
+        "field": doc.document["field"],
+        "stages": [s["key"] for s in doc.document["stages"]],
+        "version": doc.version,
+    }
+
+
+PIPELINES = DocumentEndpoints("pipelines", PIPELINE, _designer, _summary)
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+async def stage_timeline(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    name = request.query_params.get("pipeline")
+    found = await _runtime(request).run(
+        request, lambda w: timeline(w.records(), entity, record_id, name)
+    )
+    return JSONResponse(found)
+
+
+async def put_stage_plan(request: Request) -> Response:
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    name = request.query_params.get("pipeline")
+    body = await read_json(request)
+    found = await _runtime(request).run(
+        request, lambda w: set_plan(w.records(), entity, record_id, body, name), write=True
+    )
+    return JSONResponse(found)

@@ -1,0 +1,36 @@
+"""Auto-triggered processes: a write that makes a process's `auto_condition` true (true after,
+not true before; a create counts) submits the record as the writer.
+
+A record that qualifies but whose steps would have no approver refuses the write (422): saving
+a record that demands approval which nobody could give would leave it silently unapproved.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from metacrm.metadata.model import EntityDef
+from metacrm.runtime.approvals.conditions import condition_holds
+from metacrm.runtime.approvals.submission import auto_submit
+
+if TYPE_CHECKING:
+    from metacrm.runtime.records import RecordService
+
+
+def after_write(
+    service: RecordService,
+    entity: EntityDef,
+    record_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> None:
+    """Submit the record to every `auto` process whose condition the write made true."""
+    for process in service.catalog.approval_processes_of(entity.name):
+        condition = process.auto_condition
+        if process.trigger != "auto" or not condition:
+            continue
+        if not condition_holds(service, entity, condition, after, before):
+            continue
+        if before is not None and condition_holds(service, entity, condition, before):
+            continue
+        auto_submit(service, entity, process, record_id)

@@ -1,0 +1,48 @@
+"""A process's conditions judged on a record as it is stored now (entry and step conditions,
+set_field expressions): the approval acts for the process, so it reads the row whatever the
+caller's permissions, and the rule sees the caller as `$user`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from metacrm.metadata.model import EntityDef
+from metacrm.metadata.values import from_storage
+from metacrm.platform.errors import NotFound
+from metacrm.runtime.rules import compiled, holds
+
+if TYPE_CHECKING:
+    from metacrm.runtime.records import RecordService
+
+
+def stored_record(service: RecordService, entity: EntityDef, record_id: str) -> dict[str, Any]:
+    """The record's stored values; NotFound when it is gone (deleted)."""
+    table = service.catalog.table(entity.name)
+    row = service.conn.execute(
+        select(table).where(table.c.id == record_id, table.c.deleted_at.is_(None))
+    ).first()
+    if row is None:
+        raise NotFound(f"no {entity.name} with id {record_id!r}")
+    return {f.name: from_storage(f, row._mapping[f.name]) for f in entity.stored_columns}
+
+
+def condition_holds(
+    service: RecordService,
+    entity: EntityDef,
+    text: str,
+    record: dict[str, Any],
+    old: dict[str, Any] | None = None,
+) -> bool:
+    context = service.write_context()
+    return holds(context.condition(entity, text), context.env(entity, record, old))
+
+
+def evaluate(service: RecordService, entity: EntityDef, text: str, record: dict[str, Any]) -> Any:
+    """The value of an expression over the record (a set_field action's new value)."""
+    context = service.write_context()
+    fn = compiled(
+        entity, text, expect=None, allow_change_refs=False, resolve_entity=service.catalog.find
+    )[1]
+    return fn(context.env(entity, record, None))

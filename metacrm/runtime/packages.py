@@ -1,0 +1,70 @@
+"""Importing a whole metadata package: entities first, then the roles, pipelines and approval
+processes built on them, each through its own designer, all in the caller's transaction.
+
+It lives in the runtime because a pipeline's change may move records between stages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection
+
+from metacrm.metadata import store
+from metacrm.metadata.approvals import ApprovalProcessDesigner
+from metacrm.metadata.documents import DocumentDesigner
+from metacrm.metadata.entities import EntityDesigner
+from metacrm.metadata.packages import DOCUMENT_KINDS, import_package
+from metacrm.metadata.roles import RoleDesigner
+from metacrm.platform.errors import FieldError, Unprocessable
+from metacrm.runtime.catalog import Catalog, build_catalog
+from metacrm.runtime.pipelines.design import PipelineDesigner
+from metacrm.runtime.rule_checks import expression_checker
+
+DesignerFactory = Callable[[Connection, str | None, Catalog], DocumentDesigner[Any]]
+
+_DESIGNERS: dict[str, DesignerFactory] = {
+    "roles": lambda conn, author, catalog: RoleDesigner(
+        conn, author, catalog.entities, expression_checker(catalog)
+    ),
+    "pipelines": lambda conn, author, catalog: PipelineDesigner(conn, author, catalog),
+    "approval_processes": lambda conn, author, catalog: ApprovalProcessDesigner(
+        conn, author, catalog.entities, catalog.roles.keys(), expression_checker(catalog)
+    ),
+}
+
+
+def apply_package(conn: Connection, author: str | None, package: Any) -> list[str]:
+    """Create what is missing and change what differs; returns one line per change."""
+    catalog = build_catalog(conn, -1)
+    entities = EntityDesigner(conn, author=author, check_expression=expression_checker(catalog))
+    changes = [
+        f"{result.entity.name}: {op.describe()}"
+        for result in import_package(entities, package)
+        for op in result.plan.operations
+    ]
+    for key, kind in DOCUMENT_KINDS.items():
+        for doc in _documents(package, key):
+            # Each document is checked against everything imported before it.
+            designer = _DESIGNERS[key](conn, author, build_catalog(conn, -1))
+            current = store.get(conn, kind, doc["name"])
+            if current is None:
+                designer.create(doc)
+                changes.append(f"{kind} {doc['name']}: created")
+            elif current.document != doc:
+                designer.replace(doc["name"], doc)
+                changes.append(f"{kind} {doc['name']}: changed")
+    return changes
+
+
+def _documents(package: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    found = package.get(key, [])
+    if not isinstance(found, list) or not all(
+        isinstance(d, dict) and isinstance(d.get("name"), str) for d in found
+    ):
+        raise Unprocessable(
+            f"the package's {key} must be a list of documents",
+            errors=[FieldError(f"/{key}", "type", "must be a list of named documents")],
+        )
+    return [{k: v for k, v in d.items() if k != "version"} for d in found]

@@ -1,0 +1,162 @@
+"""One record's way through its pipeline: the stage it is in and for how long, per stage the
+planned date beside the actual visits, and the raw stage history. Planned dates are set here
+too, by anyone who may change the record."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+
+from metacrm.metadata.model import EntityDef, FieldDef
+from metacrm.metadata.pipelines import PipelineDef
+from metacrm.metadata.values import ValueProblem, coerce, to_json
+from metacrm.platform.clock import as_utc
+from metacrm.platform.errors import FieldError, NotFound, Unprocessable
+from metacrm.platform.systables import stage_plans
+from metacrm.runtime.pipelines import history
+
+if TYPE_CHECKING:
+    from metacrm.runtime.records import RecordService
+
+_PLANNED = FieldDef.from_doc({"name": "planned_date", "type": "date"})
+_SECONDS_PER_DAY = 86400
+
+
+def timeline(
+    service: RecordService, entity_name: str, record_id: str, pipeline_name: str | None = None
+) -> dict[str, Any]:
+    """404 when the caller may not read the record, or its entity has no such pipeline."""
+    entity = service.catalog.entity(entity_name)
+    row, _ = service.read_row(entity, record_id)
+    pipeline = _pipeline(service, entity, pipeline_name)
+    visits = history.visits(service.conn, entity.name, pipeline.name, record_id)
+    plans = _plans(service, entity, record_id)
+    current = row._mapping[pipeline.field]
+    open_visit = next((v for v in reversed(visits) if v.exited_at is None), None)
+    entered_at = as_utc(open_visit.entered_at) if open_visit is not None else None
+    stages = []
+    for stage in pipeline.stages:
+        mine = [v for v in visits if v.stage == stage.key]
+        exits = [as_utc(v.exited_at) for v in mine if v.exited_at is not None]
+        seconds = sum(
+            (
+                (as_utc(v.exited_at) if v.exited_at else service.now) - as_utc(v.entered_at)
+            ).total_seconds()
+            for v in mine
+        )
+        stages.append(
+            {
+                "key": stage.key,
+                "label": stage.label,
+                "category": stage.category,
+                "probability": stage.probability,
+                "forecast_category": stage.forecast_category,
+                "target_days": stage.target_days,
+                "planned_date": to_json(plans.get(stage.key)),
+                "first_entered_at": to_json(as_utc(mine[0].entered_at)) if mine else None,
+                "last_exited_at": to_json(max(exits)) if exits else None,
+                "days_spent": round(seconds / _SECONDS_PER_DAY, 2),
+                "visits": len(mine),
+            }
+        )
+    return {
+        "entity": entity.name,
+        "id": record_id,
+        "pipeline": pipeline.name,
+        "current": {
+            "stage": current,
+            "entered_at": to_json(entered_at),
+            "days_in_stage": _days(entered_at, service.now),
+        },
+        "stages": stages,
+        "history": [
+            {
+                "stage": v.stage,
+                "entered_at": to_json(as_utc(v.entered_at)),
+                "entered_by": v.entered_by,
+                "exited_at": to_json(as_utc(v.exited_at)) if v.exited_at else None,
+                "exited_by": v.exited_by,
+            }
+            for v in visits
+        ],
+    }
+
+
+def set_plan(
+    service: RecordService,
+    entity_name: str,
+    record_id: str,
+    body: Any,
+    pipeline_name: str | None = None,
+) -> dict[str, Any]:
+    """Set (a date) or remove (null) the planned date of each stage named; returns the
+    timeline. The caller must be allowed to change the record."""
+    entity = service.catalog.entity(entity_name)
+    service.read_row(entity, record_id)
+    pipeline = _pipeline(service, entity, pipeline_name)
+    service.permissions.require(entity, "update")
+    service.require_on(entity, "update", record_id, "change")
+    planned = _planned_dates(pipeline, body)
+    conn = service.conn
+    mine = (stage_plans.c.entity == entity.name) & (stage_plans.c.record_id == record_id)
+    if planned:
+        conn.execute(delete(stage_plans).where(mine, stage_plans.c.stage.in_(list(planned))))
+    rows = [
+        {"entity": entity.name, "record_id": record_id, "stage": key, "planned_date": day}
+        for key, day in planned.items()
+        if day is not None
+    ]
+    if rows:
+        conn.execute(stage_plans.insert(), rows)
+    return timeline(service, entity_name, record_id, pipeline.name)
+
+
+def _planned_dates(pipeline: PipelineDef, body: Any) -> dict[str, date | None]:
+    if not isinstance(body, dict):
+        raise Unprocessable(
+            "the plan must be a JSON object of stage keys and dates",
+            errors=[FieldError("", "type", "not an object")],
+        )
+    planned: dict[str, date | None] = {}
+    errors = []
+    for key, value in body.items():
+        if pipeline.stage(key) is None:
+            errors.append(FieldError(key, "unknown_stage", f"{pipeline.name} has no stage {key!r}"))
+            continue
+        try:
+            planned[key] = coerce(_PLANNED, value)
+        except ValueProblem as problem:
+            errors.append(FieldError(key, problem.code, problem.message))
+    if errors:
+        raise Unprocessable("the plan is not valid", errors=errors)
+    return planned
+
+
+def _plans(service: RecordService, entity: EntityDef, record_id: str) -> dict[str, date]:
+    rows = service.conn.execute(
+        select(stage_plans.c.stage, stage_plans.c.planned_date).where(
+            stage_plans.c.entity == entity.name, stage_plans.c.record_id == record_id
+        )
+    )
+    return {stage: planned for stage, planned in rows}
+
+
+def _pipeline(service: RecordService, entity: EntityDef, name: str | None) -> PipelineDef:
+    """The named pipeline of the entity, or its first by name; one on a field the caller can't
+    see is as absent as none."""
+    shown = service.permissions.view(entity, probe=False)
+    found = [
+        p
+        for p in sorted(service.catalog.pipelines_of(entity.name), key=lambda p: p.name)
+        if (name is None or p.name == name) and shown.field(p.field) is not None
+    ]
+    if not found:
+        raise NotFound(f"{entity.name} has no pipeline" + (f" named {name!r}" if name else ""))
+    return found[0]
+
+
+def _days(since: datetime | None, now: datetime) -> int | None:
+    """Whole calendar days (UTC), as the `days_in_stage` formula counts them."""
+    return None if since is None else (now.date() - since.date()).days

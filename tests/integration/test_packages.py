@@ -1,0 +1,136 @@
+"""Metadata packages carry entities with the roles, pipelines and approval processes built on
+them: export from one database, import into another, all or nothing."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Api, start_api
+from test_pipelines_common import DEAL, SALES, TASK
+
+from metacrm.metadata import store
+from metacrm.metadata.approvals import APPROVAL_PROCESS
+from metacrm.metadata.packages import export_package
+from metacrm.metadata.pipelines import PIPELINE
+from metacrm.metadata.roles import ROLE
+from metacrm.platform.db import reading, writing
+from metacrm.platform.errors import Unprocessable
+from metacrm.runtime.packages import apply_package
+
+V1 = "/api/v1"
+MANAGER_ROLE = {
+    "name": "sales_manager",
+    "label": {"en": "Sales manager"},
+    "entities": {"deal": {"actions": {"read": "all", "update": "all"}}},
+}
+DISCOUNT = {
+    "name": "big_deal",
+    "label": {"en": "Big deal"},
+    "entity": "deal",
+    "trigger": "manual",
+    "submitters": ["sales_manager"],
+    "steps": [
+        {
+            "name": "managers",
+            "label": {"en": "Managers"},
+            "approvers": [{"type": "role", "role": "sales_manager"}],
+            "mode": "any",
+        }
+    ],
+}
+
+
+def _designed(api: Api) -> None:
+    api.make_entity(DEAL)
+    api.make_entity(TASK)
+    for path, doc in (
+        ("roles", MANAGER_ROLE),
+        ("pipelines", SALES),
+        ("approval-processes", DISCOUNT),
+    ):
+        response = api.post(f"{V1}/meta/{path}", doc)
+        assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def other(database_url: str, request: pytest.FixtureRequest) -> Iterator[Api]:
+    """A second, empty installation on the same kind of database."""
+    if database_url.startswith("sqlite"):
+        url, drop = database_url.replace("test.db", "other.db"), None
+    else:
+        server = request.getfixturevalue("postgres_server")
+        drop = f"other_{secrets.token_hex(6)}"
+        url = server.create_database(drop)
+    instance = start_api(url)
+    with instance.client:
+        yield instance
+    instance.engine.dispose()
+    if drop:
+        server.drop_database(drop)
+
+
+def _package(api: Api) -> dict[str, Any]:
+    with reading(api.engine) as conn:
+        return export_package(conn)
+
+
+def _documents(api: Api, kind: str) -> dict[str, dict[str, Any]]:
+    with reading(api.engine) as conn:
+        return {d.name: d.document for d in store.load_all(conn, kind)}
+
+
+def test_a_package_carries_pipelines_processes_and_roles(api: Api, other: Api) -> None:
+    _designed(api)
+    package = _package(api)
+    assert [d["name"] for d in package["pipelines"]] == ["sales"]
+    assert [d["name"] for d in package["approval_processes"]] == ["big_deal"]
+    assert [d["name"] for d in package["roles"]] == ["sales_manager"]
+
+    with writing(other.engine) as conn:
+        changes = apply_package(conn, None, package)
+    assert "pipeline sales: created" in changes
+    assert "approval_process big_deal: created" in changes
+    for kind in (ROLE, PIPELINE, APPROVAL_PROCESS):
+        assert _documents(other, kind) == _documents(api, kind)
+    # The imported pipeline behaves: its gate holds in the other installation too.
+    deal = other.post(f"{V1}/records/deal", {"name": "Acme"}).json()
+    moved = other.patch(f"{V1}/records/deal/{deal['id']}", {"stage": "proposal"})
+    assert moved.status_code == 422
+    assert any(e["code"] == "gate" for e in moved.json()["errors"])
+
+    with writing(other.engine) as conn:
+        assert apply_package(conn, None, _package(other)) == []
+
+
+def test_an_entity_export_takes_only_its_pipelines_and_processes(api: Api) -> None:
+    _designed(api)
+    with reading(api.engine) as conn:
+        task_only = export_package(conn, ["task"])
+        deal_only = export_package(conn, ["deal"])
+    assert task_only["pipelines"] == [] and task_only["approval_processes"] == []
+    assert "roles" not in deal_only
+    assert [d["name"] for d in deal_only["pipelines"]] == ["sales"]
+
+
+def test_a_package_with_a_bad_pipeline_changes_nothing(api: Api, other: Api) -> None:
+    _designed(api)
+    package = copy.deepcopy(_package(api))
+    package["pipelines"][0]["stages"][2]["entry_condition"] = "amount >"
+    with pytest.raises(Unprocessable) as refused, writing(other.engine) as conn:
+        apply_package(conn, None, package)
+    assert any(e.field.startswith("/stages/2/entry_condition") for e in refused.value.errors)
+    with reading(other.engine) as conn:
+        assert store.load_all(conn, store.ENTITY) == []
+        assert store.load_all(conn, ROLE) == []
+
+
+def test_a_package_whose_documents_are_not_a_list_is_refused(api: Api) -> None:
+    _designed(api)
+    package = {**_package(api), "pipelines": {"sales": SALES}}
+    with pytest.raises(Unprocessable) as refused, writing(api.engine) as conn:
+        apply_package(conn, None, package)
+    assert refused.value.errors[0].field == "/pipelines"
