@@ -8,6 +8,7 @@ notifications) therefore see every committed change at least once, and no rolled
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from metacrm.platform.db import after_commit, transaction_state
 from metacrm.platform.systables import events
 
 DISPATCH_TASK = "events.dispatch"
+log = logging.getLogger("metacrm.events")
 _PENDING = "pending_events"
 
 # Set by the process that owns a task queue for this engine (see platform.tasks).
@@ -62,4 +64,9 @@ def on_publish(announcer: Announcer) -> None:
 
 def _announce(engine: Engine, event_ids: list[int]) -> None:
     for announcer in _announcers:
-        announcer(engine, event_ids)
+        try:
+            announcer(engine, event_ids)
+        except Exception:
+            # The change is committed: the caller must not see an error for it (the broker may
+            # be down). The events stay undispatched, and the sweep hands them over later.
+            log.exception("could not hand over events %s; the sweep will", event_ids)

@@ -8,6 +8,7 @@ lets processes without requests (workers) notice at all.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, Engine
 from metacrm.platform.db import after_commit
 
 CHANNEL = "metacrm:metadata"
+RECONNECT_SECONDS = 1.0
 log = logging.getLogger("metacrm")
 
 _redis_urls: dict[int, str] = {}
@@ -36,24 +38,41 @@ def _publish(url: str) -> None:
     import redis
 
     try:
-        redis.Redis.from_url(url, socket_timeout=2).publish(CHANNEL, "changed")
+        with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as client:
+            client.publish(CHANNEL, "changed")
     except redis.RedisError as exc:
         # Not fatal: every process still checks the stamp on its next request.
         log.warning("could not announce a metadata change: %s", exc)
 
 
 class Listener:
-    """A daemon thread that calls `on_change` for every announcement."""
+    """A daemon thread that calls `on_change` for every announcement.
+
+    When the connection to Redis breaks, announcements may have been missed: `on_change` is
+    called then too, and the thread keeps trying to reconnect (and re-subscribe) until closed.
+    """
 
     def __init__(self, redis_url: str, on_change: Callable[[], None]) -> None:
         import redis
 
-        self._client = redis.Redis.from_url(redis_url)
+        self._client = redis.Redis.from_url(redis_url, health_check_interval=30)
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         self._pubsub.subscribe(**{CHANNEL: lambda _message: on_change()})
-        self._thread = self._pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+        self._on_change = on_change
+        self._closed = threading.Event()
+        self._thread = self._pubsub.run_in_thread(
+            sleep_time=1.0, daemon=True, exception_handler=self._broken
+        )
+
+    def _broken(self, error: BaseException, _pubsub: object, _thread: object) -> None:
+        if self._closed.is_set():
+            return
+        log.warning("metadata-change listener lost Redis (%s); reconnecting", error)
+        self._on_change()
+        self._closed.wait(RECONNECT_SECONDS)
 
     def close(self) -> None:
+        self._closed.set()
         self._thread.stop()
         # Closing the connection under a thread still reading it would raise in that thread.
         self._thread.join(timeout=5)

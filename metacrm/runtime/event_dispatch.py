@@ -8,6 +8,7 @@ twice — the after-commit hand-over and the sweep racing — does the work once
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -31,6 +32,7 @@ STALE_AFTER = timedelta(seconds=10)
 OVERDUE_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 500
 
+log = logging.getLogger("metacrm.events")
 _catalogs: dict[int, CatalogCache] = {}
 
 
@@ -65,12 +67,13 @@ def dispatch_one(engine: Engine, event_id: int) -> bool:
         if not claimed:
             return False
         event = conn.execute(select(events).where(events.c.id == event_id)).one()
-        enqueue_deliveries(conn, create_deliveries(conn, _catalog(conn), event))
-        _notify_assignment(conn, event)
+        catalog = _catalog(conn)
+        enqueue_deliveries(conn, create_deliveries(conn, catalog, event))
+        _notify_assignment(conn, catalog, event)
         return True
 
 
-def _notify_assignment(conn: Connection, event: Any) -> None:
+def _notify_assignment(conn: Connection, catalog: Catalog, event: Any) -> None:
     """A record created for, or handed to, someone else lands in their inbox."""
     payload = event.payload or {}
     owner = (payload.get("changes") or {}).get("owner")
@@ -79,12 +82,15 @@ def _notify_assignment(conn: Connection, event: Any) -> None:
     new_owner = owner[1]
     if not new_owner or new_owner == event.actor:
         return
+    entity = catalog.find(event.entity or "")
+    noun = entity.label.get("en", entity.name) if entity else event.entity
     record = payload.get("record") or {}
+    title = record.get(entity.title_field) if entity and entity.title_field else None
     notify(
         conn,
         [new_owner],
         "record.assigned",
-        f"A {event.entity} was assigned to you",
+        f"{noun} assigned to you: {title or event.record_id}",
         str(record.get("id", "")),
         entity=event.entity,
         record_id=event.record_id,
@@ -115,6 +121,10 @@ def sweep(context: TaskContext) -> None:
             ).scalars()
         )
     for event_id in stale_ids:
-        dispatch_one(context.engine, event_id)
+        try:
+            dispatch_one(context.engine, event_id)
+        except Exception:
+            # One event that can't be dispatched must not hold up the others behind it.
+            log.exception("sweep: event %s could not be dispatched", event_id)
     for delivery_id in lost:
         context.queue.enqueue(DELIVER_TASK, delivery_id)

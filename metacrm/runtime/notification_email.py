@@ -1,8 +1,9 @@
 """Notifications by email, when SMTP is configured (`METACRM_SMTP_URL`).
 
 A periodic job sends what the inbox received and has not been emailed yet. A notification is
-marked emailed before it is sent, in its own transaction, so two workers never send it twice;
-a send that fails clears the mark so the next run tries again.
+marked emailed before it is sent, in its own transaction, and only the run whose mark took
+sends it, so two workers never send it twice; a send that fails clears the mark so the next run
+tries again.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def send_pending(context: TaskContext) -> None:
         return
     now = context.clock()
     with writing(context.engine) as conn:
-        due = conn.execute(
+        found = conn.execute(
             select(notifications.c.id, notifications.c.title, notifications.c.body, users.c.email)
             .join(users, users.c.id == notifications.c.user_id)
             .where(
@@ -40,15 +41,25 @@ def send_pending(context: TaskContext) -> None:
                 notifications.c.created_at > now - MAX_AGE,
                 users.c.is_active.is_(True),
             )
+            .order_by(notifications.c.created_at, notifications.c.id)
             .limit(BATCH)
         ).all()
-        claimed = [n.id for n in due]
-        if claimed:
-            conn.execute(
-                update(notifications)
-                .where(notifications.c.id.in_(claimed), notifications.c.emailed_at.is_(None))
-                .values(emailed_at=now)
+        # Only what this run marked is sent: another worker may have marked some since the
+        # select (PostgreSQL re-checks emailed_at under the row lock).
+        claimed = set()
+        if found:
+            claimed = set(
+                conn.execute(
+                    update(notifications)
+                    .where(
+                        notifications.c.id.in_([n.id for n in found]),
+                        notifications.c.emailed_at.is_(None),
+                    )
+                    .values(emailed_at=now)
+                    .returning(notifications.c.id)
+                ).scalars()
             )
+    due = [n for n in found if n.id in claimed]
     failed = []
     for item in due:
         try:

@@ -1,6 +1,7 @@
 """The in-app inbox: notifications for users, written in the transaction that causes them.
 
-(Core only: the inbox API and email delivery are being written.)"""
+Users read them through `/notifications` (runtime/api/notifications.py); with SMTP configured a
+periodic job also emails them (runtime/notification_email.py)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import os
+import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -35,11 +38,16 @@ from metacrm.runtime.catalog import Catalog
 from metacrm.runtime.rules import compile_filter
 
 DELIVER_TASK = "webhooks.deliver"
+log = logging.getLogger("metacrm.webhooks")
 MAX_ATTEMPTS = 8
 # The first retry waits this long; each next one twice as long (5 s … ~10 min).
 RETRY_BASE_SECONDS = 5.0
 TIMEOUT_SECONDS = 10.0
 RESPONSE_EXCERPT = 500
+_clients: dict[int, httpx.Client] = {}
+_clients_lock = threading.Lock()
+# Conditions run for no user: `user.…` has no value in them.
+NO_USER = {"id": None, "role": None, "org_unit": None}
 EVENT_TYPES = (
     "record.created",
     "record.updated",
@@ -60,13 +68,19 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest.hexdigest()}"
 
 
-def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> bool:
+def verify(
+    secret: str, header: str, body: bytes, *, tolerance: int = 300, now: float | None = None
+) -> bool:
     """What a receiver does: the signature matches and is recent (replays are refused)."""
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     stamp = parts.get("t", "")
-    if not stamp.isdigit() or abs(time.time() - int(stamp)) > tolerance:
+    # isascii: "²".isdigit() is true, and int() refuses it.
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         return False
-    return hmac.compare_digest(sign(secret, int(stamp), body), header)
+    if abs((time.time() if now is None else now) - int(stamp)) > tolerance:
+        return False
+    # As bytes: compare_digest refuses str with non-ASCII characters (a hostile header).
+    return hmac.compare_digest(sign(secret, int(stamp), body).encode(), header.encode())
 
 
 def condition_matches(
@@ -80,7 +94,7 @@ def condition_matches(
         table,
         catalog.table,
         catalog.find,
-        {"id": None, "role": None, "org_unit": None},
+        NO_USER,
         utcnow(),
     )
     stmt = compiler.apply(select(table.c.id).where(table.c.id == record_id, clause))
@@ -139,9 +153,14 @@ def enqueue_deliveries(conn: Connection, delivery_ids: Sequence[str]) -> None:
 
     def send() -> None:
         queue = queue_for(engine)
-        if queue is not None:
+        if queue is None:
+            return
+        try:
             for delivery_id in delivery_ids:
                 queue.enqueue(DELIVER_TASK, delivery_id)
+        except Exception:
+            # Committed already; the sweep re-enqueues pending deliveries whose message is lost.
+            log.exception("could not enqueue deliveries %s; the sweep will", list(delivery_ids))
 
     after_commit(conn, send)
 
@@ -179,15 +198,27 @@ def deliver(context: TaskContext, delivery_id: str) -> None:
     code: int | None = None
     error: str | None = None
     try:
-        response = httpx.post(hook.url, content=body, headers=headers, timeout=TIMEOUT_SECONDS)
+        response = _client().post(hook.url, content=body, headers=headers)
         code = response.status_code
         if not 200 <= code < 300:
-            error = response.text[:RESPONSE_EXCERPT]
+            error = f"HTTP {code}: {response.text}"[:RESPONSE_EXCERPT]
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT]
     retry_in = _record_attempt(context, delivery, code, error)
     if retry_in is not None:
         raise RetryLater(retry_in, f"webhook answered {code or error}")
+
+
+def _client() -> httpx.Client:
+    """One HTTP client per process, made after any fork: a client per delivery would cost more
+    than the POST (each builds a TLS context from the CA bundle) and reuse no connection."""
+    pid = os.getpid()
+    with _clients_lock:
+        client = _clients.get(pid)
+        if client is None:
+            client = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+            _clients[pid] = client
+        return client
 
 
 def _load(engine: Engine, delivery_id: str) -> tuple[Any, Any, Any] | None:
