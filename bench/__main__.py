@@ -2,13 +2,15 @@
 
 The HTTP run lives in bench/run.py and the rules run in bench/rules/run.py; this only picks which
 to run, hands over the command line and combines the exit statuses. The permissions benchmark
-(bench/permissions/run.py, PostgreSQL) runs only when asked for, with --permissions-only.
+(bench/permissions/run.py, PostgreSQL) runs only when asked for, with --permissions-only, and the
+events benchmark (bench/events/run.py: webhook latency and throughput) with --events-only.
 """
 
 import argparse
 import sys
 
 from bench import run
+from bench.events import run as events_run
 from bench.permissions import run as permissions_run
 from bench.rules import run as rules_run
 
@@ -22,9 +24,12 @@ def main() -> int:
     only.add_argument("--http-only", action="store_true")
     only.add_argument("--rules-only", action="store_true")
     only.add_argument("--permissions-only", action="store_true")
+    only.add_argument("--events-only", action="store_true")
     picked, rest = picker.parse_known_args()
     if picked.permissions_only:
         return permissions_run.main(rest)
+    if picked.events_only:
+        return events_run.main(rest)
     wants_help = "-h" in rest or "--help" in rest
     if wants_help and not picked.rules_only:
         print("--http-only / --rules-only run one of the two benchmarks (default: both);")
