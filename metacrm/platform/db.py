@@ -117,6 +117,9 @@ def writing(engine: Engine) -> Iterator[Connection]:
     What `after_commit` registered runs once the commit has succeeded, never after a rollback."""
     with engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
+        # State left by a transaction opened some other way (engine.begin()) is not ours to run;
+        # what it published waits in the outbox for the sweep.
+        conn.info.pop(_TRANSACTION, None)
         try:
             with conn.begin():
                 yield conn
