@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, reject, settings
+from hypothesis import HealthCheck, example, given, note, reject, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, MetaData, Table, select
 
@@ -362,6 +362,17 @@ def _python_ids(text: str, orgs: list[dict[str, Any]], items: list[dict[str, Any
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 @given(text=conditions, data=datasets)
+# Found by this test: PostgreSQL typed the inner all-null coalesce as text.
+@example(
+    text="not (b and coalesce(b, coalesce(null, null)))",
+    data=(
+        [{"label": None, "size": None}] * 2,
+        [
+            {**dict.fromkeys(("t", "u", "p", "n", "m", "d", "dt", "ts", "tags", "org")), "b": b}
+            for b in (True, False, None)
+        ],
+    ),
+).via("regression")
 def test_sql_and_python_select_the_same_records(
     database: tuple[Engine, dict[str, Table]],
     text: str,

@@ -397,7 +397,12 @@ class SqlCompiler:
         return reduce(lambda a, b: a.concat(b), parts)
 
     def _fn_coalesce(self, node: ast.Call) -> ColumnElement[Any]:
-        args = [self._sql(a) for a in node.args]
+        # PostgreSQL types an untyped null argument as text, which then can't meet a boolean.
+        typed = node.vtype not in (None, NULL)
+        args = [
+            _typed_null(node.vtype or NULL) if typed and _always_null(a) else self._sql(a)
+            for a in node.args
+        ]
         return func.coalesce(*args, type_=SQL_TYPES[node.vtype or NULL]())
 
     def _fn_round(self, node: ast.Call) -> ColumnElement[Any]:
