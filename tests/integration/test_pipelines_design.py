@@ -20,12 +20,13 @@ from test_pipelines_common import (
     sales,
     setup,
     stage,
+    stage_events,
     user_id,
     visits,
 )
 
 from metacrm.platform.db import reading
-from metacrm.platform.systables import meta_versions
+from metacrm.platform.systables import events, meta_versions
 
 ENTITY = f"{V1}/meta/entities/deal"
 
@@ -230,6 +231,21 @@ def test_removing_a_stage_with_a_mapping_moves_live_and_deleted_records(api: Api
             ("develop", admin),
             ("build", None),
         ]
+    # Consumers hear of each moved record as if it had been moved by hand.
+    mapped_events = [e for e in stage_events(api) if e["payload"]["to"] == "build"]
+    assert sorted(e["record_id"] for e in mapped_events) == sorted(d["id"] for d in moved)
+    assert {(e["payload"]["from"], e["payload"]["category"]) for e in mapped_events} == {
+        ("develop", "open")
+    }
+    with reading(api.engine) as conn:
+        updated = conn.execute(
+            select(events.c.payload).where(
+                events.c.type == "record.updated", events.c.record_id == moved[0]["id"]
+            )
+        ).scalars()
+        payloads = [p for p in updated if "stage" in p["changes"]]
+    assert payloads[-1]["changes"]["stage"] == ["develop", "build"]
+    assert payloads[-1]["record"]["stage"] == "build"
     # The records now move on through the new stage as usual.
     assert move(api, moved[0]["id"], stage="won").status_code == 200
 

@@ -97,7 +97,10 @@ class PipelineDesigner(DocumentDesigner[PipelineDef]):
                 )
         if errors:
             raise Unprocessable("records stand in the way of the new stages", errors=errors)
-        mover = Mover(self.conn, entity, table, doc["name"], doc["field"], self.author, utcnow())
+        categories = {s["key"]: s["category"] for s in doc["stages"]}
+        mover = Mover(
+            self.conn, entity, table, doc["name"], doc["field"], self.author, utcnow(), categories
+        )
         mover.move(self.mapping)
         current = public_document(entity.doc)
         wanted = entity_document(current, doc, self.mapping)

@@ -1,23 +1,28 @@
 """Moving every record out of a stage a pipeline change removes, set-based: one UPDATE per
 removed stage, with the records' history and stage history written alongside, as if each
-record had been moved by the admin making the change."""
+record had been moved by the admin making the change, and each one's events published."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Table, func, select, update
 
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import ENTERED_AT
 from metacrm.metadata.values import from_storage, to_json, to_storage
+from metacrm.platform.events import publish
 from metacrm.platform.systables import record_history
+from metacrm.runtime.output import records_json
 from metacrm.runtime.pipelines import history
 
 # How many ids an error message shows.
 SAMPLE_IDS = 5
+# Moved records read back per query to publish their events.
+EVENT_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class Mover:
     field: str
     user: str | None
     now: datetime
+    # Stage key → category, for the `stage.changed` events of the moved records.
+    categories: Mapping[str, str]
 
     def move(self, mapping: Mapping[str, str]) -> None:
         for old, new in mapping.items():
@@ -103,3 +110,41 @@ class Mover:
         history.leave(self.conn, self.entity.name, self.pipeline, ids, self.now, self.user)
         entries = [(record_id, new) for record_id in ids]
         history.enter(self.conn, self.entity.name, self.pipeline, entries, self.now, self.user)
+        self._publish(ids, {a["record_id"]: a["changes"] for a in audit}, old, new)
+
+    def _publish(self, ids: list[str], changes: Mapping[str, Any], old: str, new: str) -> None:
+        """Each moved record's `record.updated` and `stage.changed`, as if moved one by one."""
+        name = self.entity.name
+        for start in range(0, len(ids), EVENT_BATCH):
+            chunk = ids[start : start + EVENT_BATCH]
+            rows = self.conn.execute(select(self.table).where(self.table.c.id.in_(chunk))).all()
+            for record in records_json(self.entity, rows):
+                record_id = record["id"]
+                publish(
+                    self.conn,
+                    "record.updated",
+                    entity=name,
+                    record_id=record_id,
+                    actor=self.user,
+                    payload={
+                        "entity": name,
+                        "id": record_id,
+                        "record": record,
+                        "changes": changes[record_id],
+                    },
+                )
+                publish(
+                    self.conn,
+                    "stage.changed",
+                    entity=name,
+                    record_id=record_id,
+                    actor=self.user,
+                    payload={
+                        "entity": name,
+                        "id": record_id,
+                        "pipeline": self.pipeline,
+                        "from": old,
+                        "to": new,
+                        "category": self.categories.get(new),
+                    },
+                )
