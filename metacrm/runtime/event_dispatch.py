@@ -1,9 +1,12 @@
-"""Dispatching the event outbox: each committed event goes to its consumers once.
+"""Dispatching events to their consumers: webhook subscriptions (a delivery per match) and the
+inbox (a record assigned to someone else tells its new owner).
 
-Consumers: webhook subscriptions (a delivery per match) and the inbox (a record assigned to
-someone else tells its new owner). Dispatch claims an event by stamping `dispatched_at` in
-the same transaction that creates its deliveries and notifications, so a dispatch that runs
-twice — the after-commit hand-over and the sweep racing — does the work once.
+Normally an event is consumed inside the transaction that publishes it (`consume`, registered
+with the event bus): its deliveries and notifications commit with the change, and the
+deliveries are enqueued after commit. An event left undispatched (a consumer failed, or the
+process had none) is dispatched by the task, which claims it by stamping `dispatched_at` in the
+same transaction that records its consumers' work, so a dispatch that runs twice — the
+after-commit hand-over and the sweep racing — does the work once.
 """
 
 from __future__ import annotations
@@ -11,18 +14,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
 from metacrm.platform.clock import utcnow
 from metacrm.platform.db import writing
-from metacrm.platform.events import DISPATCH_TASK, on_publish
+from metacrm.platform.events import DISPATCH_TASK, Event, consume_in_transaction, on_publish
 from metacrm.platform.systables import events, webhook_deliveries
 from metacrm.platform.tasks import TaskContext, periodic, queue_for, task
 from metacrm.runtime.catalog import Catalog, CatalogCache
 from metacrm.runtime.notifications import notify
-from metacrm.runtime.webhooks import DELIVER_TASK, create_deliveries, enqueue_deliveries
+from metacrm.runtime.webhooks import (
+    DELIVER_TASK,
+    create_deliveries,
+    enqueue_deliveries,
+    matching_hooks,
+)
 
 SWEEP_TASK = "events.sweep"
 # An event not dispatched this long after it was written lost its hand-over (a process died
@@ -66,29 +73,47 @@ def dispatch_one(engine: Engine, event_id: int) -> bool:
         ).rowcount
         if not claimed:
             return False
-        event = conn.execute(select(events).where(events.c.id == event_id)).one()
-        catalog = _catalog(conn)
-        enqueue_deliveries(conn, create_deliveries(conn, catalog, event))
-        _notify_assignment(conn, catalog, event)
+        row = conn.execute(select(events).where(events.c.id == event_id)).one()
+        consume(conn, Event(**{k: row._mapping[k] for k in Event.__dataclass_fields__}))
         return True
 
 
-def _notify_assignment(conn: Connection, catalog: Catalog, event: Any) -> None:
-    """A record created for, or handed to, someone else lands in their inbox."""
-    payload = event.payload or {}
-    owner = (payload.get("changes") or {}).get("owner")
-    if event.type not in ("record.created", "record.updated") or not owner:
+def consume(conn: Connection, event: Event) -> None:
+    """Record what the event means for its consumers, in the caller's transaction. The common
+    case — no subscription matches, nobody is assigned — costs one query and writes nothing."""
+    hooks = matching_hooks(conn, event)
+    assignee = _assignee(event)
+    if not hooks and assignee is None:
         return
-    new_owner = owner[1]
-    if not new_owner or new_owner == event.actor:
-        return
+    # Conditions run as SQL against the record: a broken one must not fail the change itself.
+    with conn.begin_nested():
+        catalog = _catalog(conn)
+        enqueue_deliveries(conn, create_deliveries(conn, catalog, event, hooks))
+        if assignee is not None:
+            _notify_assignment(conn, catalog, event, assignee)
+
+
+consume_in_transaction(consume)
+
+
+def _assignee(event: Event) -> str | None:
+    """Who a record was created for or handed to, when that is not who did it."""
+    if event.type not in ("record.created", "record.updated"):
+        return None
+    owner = (event.payload.get("changes") or {}).get("owner")
+    if not owner or not owner[1] or owner[1] == event.actor:
+        return None
+    return str(owner[1])
+
+
+def _notify_assignment(conn: Connection, catalog: Catalog, event: Event, assignee: str) -> None:
     entity = catalog.find(event.entity or "")
     noun = entity.label.get("en", entity.name) if entity else event.entity
-    record = payload.get("record") or {}
+    record = event.payload.get("record") or {}
     title = record.get(entity.title_field) if entity and entity.title_field else None
     notify(
         conn,
-        [new_owner],
+        [assignee],
         "record.assigned",
         f"{noun} assigned to you: {title or event.record_id}",
         str(record.get("id", "")),

@@ -44,16 +44,17 @@ def after_write(
     changes: dict[str, Any],
 ) -> None:
     """After the row and its history are written, in the same transaction."""
+    publish_record_event(service, entity, record_id, action, changes)
     pipelines.after_write(service, entity, record_id, before, after)
     approvals.after_write(service, entity, record_id, before, after)
-    publish_record_event(service, entity, record_id, action, changes)
 
 
 def publish_record_event(
     service: RecordService, entity: EntityDef, record_id: str, action: str, changes: dict[str, Any]
 ) -> None:
     """`record.created`, `record.updated`, `record.deleted` or `record.restored`, carrying the
-    record as stored now and what changed (old → new)."""
+    record as stored now and what changed (old → new). The record is read back: the database
+    has the last word on its values (a decimal's scale, say)."""
     table = service.catalog.table(entity.name)
     row = service.conn.execute(table.select().where(table.c.id == record_id)).one()
     record = records_json(entity, [row])[0]

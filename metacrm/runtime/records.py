@@ -302,9 +302,9 @@ class RecordService:
             raise Forbidden(f"the change would take this {entity.name} out of what you may change")
         changes = {k: [to_json(current.get(k)), to_json(v)] for k, v in changed.items()}
         self.record_history(entity, record_id, version, "update", changes)
-        processes.after_write(
-            self, entity, record_id, "update", current, {**current, **changed}, changes
-        )
+        after = {**current, **changed}
+        after.update(version=version, updated_at=self.now, updated_by=self.user.id)
+        processes.after_write(self, entity, record_id, "update", current, after, changes)
         return self._written(entity, record_id, version)
 
     def _written(self, entity: EntityDef, record_id: str, version: int) -> dict[str, Any]:
@@ -376,15 +376,16 @@ class RecordService:
         self, entity: EntityDef, record_id: str, version: int, action: str, changes: dict[str, Any]
     ) -> None:
         self.conn.execute(
-            record_history.insert().values(
-                entity=entity.name,
-                record_id=record_id,
-                version=version,
-                action=action,
-                changed_at=self.now,
-                changed_by=self.user.id,
-                changes=changes,
-            )
+            record_history.insert(),
+            {
+                "entity": entity.name,
+                "record_id": record_id,
+                "version": version,
+                "action": action,
+                "changed_at": self.now,
+                "changed_by": self.user.id,
+                "changes": changes,
+            },
         )
 
     # ---- validation ----------------------------------------------------------------------

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 
 from metacrm.metadata.model import EntityDef
 from metacrm.platform.clock import utcnow
@@ -101,15 +101,26 @@ def condition_matches(
     return conn.execute(stmt).first() is not None
 
 
-def create_deliveries(conn: Connection, catalog: Catalog, event: Any) -> list[str]:
-    """A pending delivery for every active subscription the event matches; returns their ids."""
-    found = conn.execute(select(webhooks).where(webhooks.c.active.is_(True))).all()
+def matching_hooks(conn: Connection, event: Any) -> list[Any]:
+    """Active subscriptions to the event's entity and type (their conditions not yet checked)."""
+    found = conn.execute(_ACTIVE_FOR_ENTITY, {"entity": event.entity}).all()
+    return [h for h in found if "*" in h.events or event.type in h.events]
+
+
+# Built once: every record write runs it.
+_ACTIVE_FOR_ENTITY = select(webhooks).where(
+    webhooks.c.active.is_(True),
+    or_(webhooks.c.entity.is_(None), webhooks.c.entity == bindparam("entity")),
+)
+
+
+def create_deliveries(
+    conn: Connection, catalog: Catalog, event: Any, hooks: Sequence[Any] | None = None
+) -> list[str]:
+    """A pending delivery for every matching subscription whose condition the record meets;
+    returns their ids."""
     created = []
-    for hook in found:
-        if hook.entity is not None and hook.entity != event.entity:
-            continue
-        if "*" not in hook.events and event.type not in hook.events:
-            continue
+    for hook in matching_hooks(conn, event) if hooks is None else hooks:
         if hook.condition:
             entity = catalog.find(event.entity or "")
             if entity is None or event.record_id is None:

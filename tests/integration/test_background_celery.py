@@ -23,7 +23,7 @@ import redis
 from celery.beat import PersistentScheduler
 from conftest import ACCOUNT, Api
 from servers import RedisServer, log_tail
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 from webhook_receiver import Receiver, receiving
 
@@ -252,16 +252,20 @@ def test_beat_runs_the_sweep_that_dispatches_a_stranded_event(cluster: Cluster) 
         "notifications.email": {"task": "notifications.email", "schedule": 15.0},
         "approvals.escalate": {"task": "approvals.escalate", "schedule": 60.0},
     }
-    # An event committed an hour ago whose hand-over was lost (published through an engine no
-    # queue serves).
+    # An event committed an hour ago that no consumer took and whose hand-over was lost.
     bare = make_engine(api.url)
     try:
         with writing(bare) as conn:
-            stranded = publish(conn, "record.created", entity="account", record_id="S", payload={})
-            conn.execute(
-                update(events)
-                .where(events.c.id == stranded)
-                .values(created_at=utcnow() - timedelta(hours=1))
+            stranded = int(
+                conn.execute(
+                    events.insert().values(
+                        type="record.created",
+                        entity="account",
+                        record_id="S",
+                        payload={},
+                        created_at=utcnow() - timedelta(hours=1),
+                    )
+                ).inserted_primary_key[0]
             )
     finally:
         bare.dispose()

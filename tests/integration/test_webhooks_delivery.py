@@ -83,13 +83,19 @@ def delivery_rows(api: Api, **where: Any) -> list[Any]:
 
 
 def publish_unannounced(engine: Engine, record_id: str = "R1") -> int:
+    """An event committed but never dispatched: no consumer took it in its transaction and its
+    hand-over to the queue was lost (what the dispatch task and the sweep exist for)."""
     with writing(engine) as conn:
-        return publish(
-            conn,
-            "record.created",
-            entity="account",
-            record_id=record_id,
-            payload={"entity": "account", "id": record_id, "record": {}, "changes": {}},
+        return int(
+            conn.execute(
+                events.insert().values(
+                    type="record.created",
+                    entity="account",
+                    record_id=record_id,
+                    payload={"entity": "account", "id": record_id, "record": {}, "changes": {}},
+                    created_at=utcnow(),
+                )
+            ).inserted_primary_key[0]
         )
 
 
@@ -328,10 +334,10 @@ def test_an_event_that_cannot_be_dispatched_does_not_hold_up_the_sweep(
     fine = publish_unannounced(bare_engine, "FINE")
     real = event_dispatch.create_deliveries
 
-    def create_deliveries(conn: Any, catalog: Any, event: Any) -> list[str]:
+    def create_deliveries(conn: Any, catalog: Any, event: Any, hooks: Any = None) -> list[str]:
         if event.id == poison:
             raise RuntimeError("this event breaks its consumer")
-        return real(conn, catalog, event)
+        return real(conn, catalog, event, hooks)
 
     monkeypatch.setattr(event_dispatch, "create_deliveries", create_deliveries)
     later = utcnow() + event_dispatch.STALE_AFTER + timedelta(seconds=1)
@@ -370,23 +376,66 @@ def test_a_broken_hand_over_does_not_fail_the_committed_change(
     record = create(api, "account", name="Kept")
     assert api.get(f"{RECORDS}/account/{record['id']}").status_code == 200
     monkeypatch.undo()
-    with api.engine.connect() as conn:
-        [event_id] = conn.execute(select(events.c.id)).scalars()
-    assert dispatched_at(api, event_id) is None
-    later = utcnow() + event_dispatch.STALE_AFTER + timedelta(seconds=1)
+    # The delivery was recorded with the change; only its message was lost.
+    assert [d.status for d in delivery_rows(api)] == ["pending"]
+    visibility = timedelta(seconds=Settings().task_visibility_timeout)
+    later = utcnow() + event_dispatch.OVERDUE_AFTER + visibility + timedelta(seconds=1)
     sweep(context(api, clock=lambda: later))
     drain(api)
     assert [r.json["data"]["id"] for r in receiver.snapshot()] == [record["id"]]
+    assert [d.status for d in delivery_rows(api)] == ["delivered"]
 
 
-def test_announcers_see_only_committed_event_ids(accounts: Api) -> None:
+def test_deliveries_are_recorded_in_the_transaction_of_the_change(
+    accounts: Api, receiver: Receiver
+) -> None:
     api = accounts
+    make_hook(api, receiver.url)
+    with writing(api.engine) as conn:
+        event_id = publish(
+            conn, "record.created", entity="account", record_id="IN", payload={"id": "IN"}
+        )
+        # Before commit: the event is consumed and its delivery exists, in this transaction.
+        assert conn.execute(select(events.c.dispatched_at)).scalar_one() is not None
+        [delivery] = conn.execute(select(webhook_deliveries.c.event_id)).scalars()
+        assert delivery == event_id
+    drain(api)
+    assert [r.json["data"]["id"] for r in receiver.snapshot()] == ["IN"]
+
+
+def test_a_failing_consumer_leaves_the_event_to_the_dispatch_task(
+    accounts: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = accounts
+    make_hook(api, receiver.url)
+    real = event_dispatch.create_deliveries
+    broken = {"yes": True}
+
+    def create_deliveries(conn: Any, catalog: Any, event: Any, hooks: Any = None) -> list[str]:
+        if broken["yes"]:
+            broken["yes"] = False  # fails in the transaction, works for the task
+            raise RuntimeError("the consumer breaks")
+        return real(conn, catalog, event, hooks)
+
+    monkeypatch.setattr(event_dispatch, "create_deliveries", create_deliveries)
+    record = create(api, "account", name="Still saved")
+    drain(api)
+    assert api.get(f"{RECORDS}/account/{record['id']}").status_code == 200
+    assert [r.json["data"]["id"] for r in receiver.snapshot()] == [record["id"]]
+    assert [d.status for d in delivery_rows(api)] == ["delivered"]
+
+
+def test_announcers_see_only_committed_events_no_consumer_took(
+    accounts: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = accounts
+    monkeypatch.setattr(event_bus, "_consumers", [])
     seen: list[list[int]] = []
-    event_bus.on_publish(lambda _engine, ids: seen.append(list(ids)))
-    try:
-        with writing(api.engine) as conn:
-            first = publish(conn, "record.created", entity="account", record_id="A", payload={})
-            second = publish(conn, "record.created", entity="account", record_id="B", payload={})
-        assert seen == [[first, second]]
-    finally:
-        event_bus._announcers.pop()
+    monkeypatch.setattr(event_bus, "_announcers", [lambda _engine, ids: seen.append(list(ids))])
+    with writing(api.engine) as conn:
+        first = publish(conn, "record.created", entity="account", record_id="A", payload={})
+        second = publish(conn, "record.created", entity="account", record_id="B", payload={})
+    with pytest.raises(RuntimeError), writing(api.engine) as conn:
+        publish(conn, "record.created", entity="account", record_id="C", payload={})
+        raise RuntimeError("rolled back")
+    assert seen == [[first, second]]
