@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import bindparam
+
 from metacrm.metadata.model import EntityDef
 from metacrm.platform.events import publish
 from metacrm.runtime import approvals, pipelines
@@ -56,7 +58,13 @@ def publish_record_event(
     record as stored now and what changed (old → new). The record is read back: the database
     has the last word on its values (a decimal's scale, say)."""
     table = service.catalog.table(entity.name)
-    row = service.conn.execute(table.select().where(table.c.id == record_id)).one()
+    by_id = table.info.get("select_by_id")
+    if by_id is None:
+        # Built once per table (per metadata snapshot): every write runs it.
+        by_id = table.info["select_by_id"] = table.select().where(
+            table.c.id == bindparam("record_id")
+        )
+    row = service.conn.execute(by_id, {"record_id": record_id}).one()
     record = records_json(entity, [row])[0]
     publish(
         service.conn,
