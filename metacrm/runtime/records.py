@@ -40,6 +40,8 @@ from metacrm.runtime.record_rules import WriteContext, apply_default_expressions
 from metacrm.runtime.record_schema import input_validator, writable
 from metacrm.runtime.rules import SqlCompiler
 
+MAX_ACTION_DEPTH = 8
+
 
 @dataclass
 class RecordService:
@@ -48,14 +50,21 @@ class RecordService:
     user: User
     secret: str
     now: datetime = field(default_factory=utcnow)
+    # How many process actions deep this write is (a stage action creating a record that
+    # enters a stage whose action …); bounded so a cycle in metadata can't recurse forever.
+    depth: int = 0
 
     def elevated(self) -> RecordService:
         """The same caller acting for a process (an approval's or a stage's actions): the
         caller's permissions and the approval lock don't apply; validation, rules, history and
         events do, and history names the caller."""
-        return RecordService(
-            self.conn, self.catalog, replace(self.user, is_admin=True), self.secret, self.now
-        )
+        if self.depth >= MAX_ACTION_DEPTH:
+            raise Unprocessable(
+                f"process actions triggered each other more than {MAX_ACTION_DEPTH} levels "
+                "deep; check the stage and approval actions for a cycle"
+            )
+        admin = replace(self.user, is_admin=True)
+        return RecordService(self.conn, self.catalog, admin, self.secret, self.now, self.depth + 1)
 
     # ---- reading -------------------------------------------------------------------------
 

@@ -361,3 +361,27 @@ def test_a_gate_can_ask_for_time_spent_in_the_stage_being_left(api: Api) -> None
     won = move(api, deal["id"], stage="won")
     assert won.status_code == 200, won.text
     assert won.json()["days_in_stage"] == 0
+
+
+def test_entry_actions_that_trigger_each_other_forever_are_refused(api: Api) -> None:
+    # Entering develop creates a deal in develop, which enters develop, which creates …
+    doc = sales()
+    doc["stages"][1] = stage(
+        "develop",
+        probability=30,
+        actions=[
+            {
+                "type": "create_record",
+                "entity": "deal",
+                "values": {"name": "name", "stage": '"develop"', "next_step": '"again"'},
+            }
+        ],
+    )
+    setup(api, doc)
+    deal = new_deal(api, name="Acme")
+    refused = move(api, deal["id"], stage="develop", next_step="call")
+    assert refused.status_code == 422, refused.text
+    assert "levels deep" in refused.text
+    # Nothing of the chain was kept: one deal, still where it was.
+    deals = api.get(DEALS).json()["data"]
+    assert [(d["id"], d["stage"]) for d in deals] == [(deal["id"], "qualify")]
