@@ -81,6 +81,26 @@ class WriteContext:
             resolve_entity=self.catalog.find,
         )[1]
 
+    def value(
+        self,
+        entity: EntityDef,
+        text: str,
+        record: Mapping[str, Any],
+        old: Mapping[str, Any] | None = None,
+        *,
+        sees_change: bool = False,
+    ) -> Any:
+        """The value of an expression over a record (a stage's or an approval's `set_field`);
+        with `sees_change`, `old.` and `changed()` see `old` (nothing on a create)."""
+        fn = compiled(
+            entity,
+            text,
+            expect=None,
+            allow_change_refs=sees_change,
+            resolve_entity=self.catalog.find,
+        )[1]
+        return fn(self.env(entity, record, old))
+
 
 def _from_column(field: FieldDef | None, value: Any) -> Any:
     if field is None or value is None:

@@ -17,7 +17,7 @@ from metacrm.metadata.values import to_json
 from metacrm.platform.errors import NotFound
 from metacrm.runtime.approvals import instances
 from metacrm.runtime.approvals.approvers import role_holders
-from metacrm.runtime.approvals.conditions import evaluate, stored_record
+from metacrm.runtime.approvals.conditions import stored_record
 from metacrm.runtime.approvals.instances import Approval
 from metacrm.runtime.notifications import notify
 
@@ -66,7 +66,7 @@ def _set_field(
     service: RecordService, entity: EntityDef, approval: Approval, action: Action, moment: str
 ) -> None:
     def values(record: dict[str, Any]) -> dict[str, Any]:
-        value = evaluate(service, entity, action["expression"], record)
+        value = service.write_context().value(entity, action["expression"], record)
         return {action["field"]: to_json(value)}
 
     _write(service, entity, approval, moment, values)

@@ -1,6 +1,6 @@
-"""A process's conditions judged on a record as it is stored now (entry and step conditions,
-set_field expressions): the approval acts for the process, so it reads the row whatever the
-caller's permissions, and the rule sees the caller as `$user`."""
+"""A process's conditions (entry and step conditions) judged on a record as it is stored now:
+the approval acts for the process, so it reads the row whatever the caller's permissions, and
+the rule sees the caller as `$user`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import select
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.values import from_storage
 from metacrm.platform.errors import NotFound
-from metacrm.runtime.rules import compiled, holds
+from metacrm.runtime.rules import holds
 
 if TYPE_CHECKING:
     from metacrm.runtime.records import RecordService
@@ -37,12 +37,3 @@ def condition_holds(
 ) -> bool:
     context = service.write_context()
     return holds(context.condition(entity, text), context.env(entity, record, old))
-
-
-def evaluate(service: RecordService, entity: EntityDef, text: str, record: dict[str, Any]) -> Any:
-    """The value of an expression over the record (a set_field action's new value)."""
-    context = service.write_context()
-    fn = compiled(
-        entity, text, expect=None, allow_change_refs=False, resolve_entity=service.catalog.find
-    )[1]
-    return fn(context.env(entity, record, None))

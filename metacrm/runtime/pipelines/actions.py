@@ -12,7 +12,6 @@ from metacrm.metadata.pipelines import Stage
 from metacrm.metadata.values import ValueProblem, coerce, to_json
 from metacrm.platform.errors import FieldError, MetacrmError, Unprocessable
 from metacrm.runtime import approvals
-from metacrm.runtime.rules import compiled
 
 if TYPE_CHECKING:
     from metacrm.runtime.records import RecordService
@@ -36,7 +35,9 @@ def field_values(
         if field is None:
             continue
         try:
-            raw = _evaluate(service, entity, action["expression"], before, record)
+            raw = service.write_context().value(
+                entity, action["expression"], record, before, sees_change=True
+            )
             values[field.name] = coerce(field, to_json(raw))
         except ValueProblem as problem:
             errors.append(FieldError(field.name, "stage_action", _said(stage, problem.message)))
@@ -71,8 +72,9 @@ def _create_record(
     after: Mapping[str, Any],
 ) -> None:
     target = action["entity"]
+    context = service.write_context()
     values = {
-        name: to_json(_evaluate(service, entity, text, before, after))
+        name: to_json(context.value(entity, text, after, before, sees_change=True))
         for name, text in action["values"].items()
     }
     try:
@@ -83,20 +85,6 @@ def _create_record(
             _said(stage, f"creating a {target} failed: {problem.detail}"),
             errors=[FieldError(f"{target}.{e.field}", e.code, e.message) for e in problem.errors],
         ) from None
-
-
-def _evaluate(
-    service: RecordService,
-    entity: EntityDef,
-    text: str,
-    before: Mapping[str, Any] | None,
-    record: Mapping[str, Any],
-) -> Any:
-    context = service.write_context()
-    fn = compiled(
-        entity, text, expect=None, allow_change_refs=True, resolve_entity=service.catalog.find
-    )[1]
-    return fn(context.env(entity, record, before))
 
 
 def _said(stage: Stage, message: str) -> str:
