@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from metacrm.metadata.model import EntityDef
-from metacrm.platform.clock import as_utc
+from metacrm.platform.clock import iso_utc
 from metacrm.platform.errors import FieldError, NotFound, Unprocessable
 from metacrm.platform.ids import new_id
 from metacrm.platform.org import unit_exists
@@ -140,6 +140,6 @@ def _share_json(row: Any) -> dict[str, Any]:
         "principal_type": row.principal_type,
         "principal": row.principal,
         "access": row.access,
-        "created_at": as_utc(row.created_at).isoformat().replace("+00:00", "Z"),
+        "created_at": iso_utc(row.created_at),
         "created_by": row.created_by,
     }

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 
 from metacrm.metadata.model import EntityDef
-from metacrm.platform.clock import utcnow
+from metacrm.platform.clock import iso_utc, utcnow
 from metacrm.platform.db import after_commit, reading, writing
 from metacrm.platform.errors import MetacrmError
 from metacrm.platform.ids import new_id
@@ -183,7 +183,7 @@ def delivery_body(delivery_id: str, event: Any) -> bytes:
             "id": delivery_id,
             "event": event.type,
             "event_id": event.id,
-            "created_at": created.isoformat() if created else None,
+            "created_at": iso_utc(created),
             "data": event.payload,
         },
         separators=(",", ":"),

@@ -67,6 +67,7 @@ def test_each_user_sees_only_their_own_notifications_newest_first(api: Api) -> N
         "read_at",
     }
     assert mine["data"][0]["body"] == "about third" and mine["data"][0]["read_at"] is None
+    assert mine["data"][0]["created_at"].endswith("Z")  # times are written as everywhere else
     assert [n["title"] for n in inbox(api, bob)["data"]] == ["for bob"]
     assert [n["title"] for n in inbox(api, ann, limit="2")["data"]] == ["third", "second"]
     assert inbox(api, ann, limit="2")["unread"] == 3

@@ -248,6 +248,7 @@ def test_deliveries_are_listed_newest_first_filtered_and_limited(
         "created_at",
         "delivered_at",
     }
+    assert all(d["created_at"].endswith("Z") for d in listed["data"])
     only_failed = api.get(base, params={"status": "failed"}).json()
     assert [d["id"] for d in only_failed["data"]] == [failed["id"]]
     assert only_failed["total"] == 1

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from starlette.requests import Request
 from starlette.responses import Response
 
-from metacrm.platform.clock import as_utc, utcnow
+from metacrm.platform.clock import iso_utc, utcnow
 from metacrm.platform.errors import NotFound
 from metacrm.platform.systables import notifications
 from metacrm.runtime.api.context import Runtime, Work
@@ -23,10 +23,6 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _time(value: Any) -> str | None:
-    return as_utc(value).isoformat() if value is not None else None
-
-
 def notification_json(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -35,8 +31,8 @@ def notification_json(row: Any) -> dict[str, Any]:
         "body": row.body,
         "entity": row.entity,
         "record_id": row.record_id,
-        "created_at": _time(row.created_at),
-        "read_at": _time(row.read_at),
+        "created_at": iso_utc(row.created_at),
+        "read_at": iso_utc(row.read_at),
     }
 
 

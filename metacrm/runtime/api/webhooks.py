@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from starlette.requests import Request
 from starlette.responses import Response
 
-from metacrm.platform.clock import as_utc, utcnow
+from metacrm.platform.clock import iso_utc, utcnow
 from metacrm.platform.errors import BadRequest, FieldError, MetacrmError, NotFound, Unprocessable
 from metacrm.platform.ids import new_id
 from metacrm.platform.systables import webhook_deliveries, webhooks
@@ -36,10 +36,6 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _time(value: Any) -> str | None:
-    return as_utc(value).isoformat() if value is not None else None
-
-
 def webhook_json(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -49,7 +45,7 @@ def webhook_json(row: Any) -> dict[str, Any]:
         "events": list(row.events),
         "condition": row.condition,
         "active": row.active,
-        "created_at": _time(row.created_at),
+        "created_at": iso_utc(row.created_at),
         "created_by": row.created_by,
     }
 
@@ -64,9 +60,9 @@ def delivery_json(row: Any) -> dict[str, Any]:
         "attempts": row.attempts,
         "response_code": row.response_code,
         "last_error": row.last_error,
-        "next_attempt_at": _time(row.next_attempt_at),
-        "created_at": _time(row.created_at),
-        "delivered_at": _time(row.delivered_at),
+        "next_attempt_at": iso_utc(row.next_attempt_at),
+        "created_at": iso_utc(row.created_at),
+        "delivered_at": iso_utc(row.delivered_at),
     }
 
 

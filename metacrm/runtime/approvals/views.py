@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from metacrm.metadata.values import to_json
-from metacrm.platform.clock import as_utc
+from metacrm.platform.clock import iso_utc
 from metacrm.platform.errors import Forbidden, MetacrmError, NotFound
 from metacrm.platform.systables import approval_tasks, approvals
 from metacrm.runtime.approvals import instances
@@ -26,10 +25,6 @@ INBOX_STATUSES = {PENDING: (PENDING,), APPROVED: (APPROVED,), REJECTED: (REJECTE
 INBOX_LIMIT = 500
 
 
-def _when(value: Any) -> Any:
-    return to_json(as_utc(value)) if value is not None else None
-
-
 def task_json(approval: Approval, task: Task) -> dict[str, Any]:
     steps = approval.process.steps
     step = steps[task.step] if task.step < len(steps) else None
@@ -40,10 +35,10 @@ def task_json(approval: Approval, task: Task) -> dict[str, Any]:
         "approver": task.approver_id,
         "original_approver": task.original_approver_id,
         "status": task.status,
-        "assigned_at": _when(task.assigned_at),
-        "due_at": _when(task.due_at),
-        "reminded_at": _when(task.reminded_at),
-        "decided_at": _when(task.decided_at),
+        "assigned_at": iso_utc(task.assigned_at),
+        "due_at": iso_utc(task.due_at),
+        "reminded_at": iso_utc(task.reminded_at),
+        "decided_at": iso_utc(task.decided_at),
         "comment": task.comment,
     }
 
@@ -61,8 +56,8 @@ def approval_json(service: RecordService, approval: Approval) -> dict[str, Any]:
         "step": approval.step,
         "step_name": step.name if step else None,
         "submitted_by": approval.submitted_by,
-        "submitted_at": _when(approval.submitted_at),
-        "finished_at": _when(approval.finished_at),
+        "submitted_at": iso_utc(approval.submitted_at),
+        "finished_at": iso_utc(approval.finished_at),
         "version": approval.version,
         "tasks": [task_json(approval, t) for t in instances.tasks(service.conn, approval.id)],
         "log": instances.log_entries(service.conn, approval.id),
