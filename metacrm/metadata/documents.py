@@ -14,7 +14,14 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection
 
 from metacrm.metadata import store
-from metacrm.platform.errors import Conflict, FieldError, NotFound, Unprocessable
+from metacrm.platform.errors import (
+    BadRequest,
+    Conflict,
+    FieldError,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
 
 T = TypeVar("T")
 
@@ -43,7 +50,18 @@ class DocumentDesigner(Generic[T]):
         return self._save(doc, "create")
 
     def replace(self, name: str, doc: Any) -> T:
-        self.current(name)
+        """Replace the document; a `version` in it must be the current one (412 otherwise), so
+        two admins editing the same document can't overwrite each other unknowingly."""
+        current = self.current(name)
+        expected = doc.get("version") if isinstance(doc, dict) else None
+        if expected is not None:
+            if not isinstance(expected, int) or isinstance(expected, bool):
+                raise BadRequest("version must be the integer version the document was read at")
+            if expected != current.version:
+                raise PreconditionFailed(
+                    f"{self.kind.noun} {name!r} is at version {current.version}, not {expected}",
+                    extra={"current_version": current.version},
+                )
         self.check(doc)
         if doc["name"] != name:
             raise Unprocessable(

@@ -90,7 +90,7 @@ def test_create_read_list_and_replace_a_role(crm: Api) -> None:
     assert replaced.status_code == 200, replaced.text
     assert replaced.json() == {**changed, "version": 2}
     assert crm.get(f"{ROLES}/rep").json() == {**changed, "version": 2}
-    # A version in the body is informational: it is neither stored nor required.
+    # A version in the body is not stored and not required; given, it must be the current one.
     again = crm.put(f"{ROLES}/rep", {**changed, "version": 2})
     assert again.status_code == 200 and again.json()["version"] == 3
     versions = crm.get(f"{ROLES}/rep/versions").json()["data"]
@@ -102,6 +102,20 @@ def test_create_read_list_and_replace_a_role(crm: Api) -> None:
     assert versions[1]["diff"] == {"changed": ["entities"]}
     admin_id = crm.get(f"{V1}/me").json()["id"]
     assert {v["created_by"] for v in versions} == {admin_id}
+
+
+def test_a_replace_read_at_an_older_version_is_refused(crm: Api) -> None:
+    make_role(crm, REP)
+    read_by_both = crm.get(f"{ROLES}/rep").json()
+    first = crm.put(f"{ROLES}/rep", {**read_by_both, "description": "first editor"})
+    assert first.status_code == 200, first.text
+    second = crm.put(f"{ROLES}/rep", {**read_by_both, "description": "second editor"})
+    assert second.status_code == 412, second.text
+    assert second.json()["current_version"] == 2
+    assert crm.get(f"{ROLES}/rep").json()["description"] == "first editor"
+    garbled = crm.put(f"{ROLES}/rep", {**read_by_both, "version": "2"})
+    assert garbled.status_code == 400
+    assert crm.get(f"{ROLES}/rep/versions").json()["data"][0]["version"] == 2
 
 
 def test_delete_and_restore_a_role_including_a_deleted_one(crm: Api) -> None:

@@ -70,6 +70,7 @@ WRITE_ERRORS = {
     "413": _problem("Body too large"),
     "415": _problem("Not JSON"),
     "422": _problem("Invalid record"),
+    "423": _problem("Locked while an approval is pending"),
 }
 
 
