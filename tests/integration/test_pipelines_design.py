@@ -4,6 +4,7 @@ problem with a pointer, and versions restore."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from conftest import Api
@@ -12,6 +13,7 @@ from test_pipelines_common import (
     DEAL,
     DEALS,
     PIPELINES,
+    SALES,
     V1,
     audit,
     errors,
@@ -308,3 +310,30 @@ def test_only_admins_design_pipelines(api: Api) -> None:
     assert api.post(PIPELINES, sales(name="mine"), headers=headers).status_code == 403
     assert api.delete(f"{PIPELINES}/sales", headers=headers).status_code == 403
     assert api.get(f"{PIPELINES}/sales").status_code == 200
+
+
+def test_the_entity_api_cannot_take_a_stage_away_from_its_pipeline(api: Api) -> None:
+    setup(api)
+    before = api.get(ENTITY).json()
+    stage_field = f"{ENTITY}/fields/stage"
+    options = field(before, "stage")["options"]
+    without_won = [o for o in options if o["value"] != "won"]
+    refused = api.patch(stage_field, {"options": without_won})
+    assert errors(refused) == [("/fields/3/options", "pipeline_stage")]
+    assert "'won'" in refused.json()["errors"][0]["message"]
+    retyped = api.patch(stage_field, {"type": "text"})
+    assert retyped.status_code == 422
+    deleted = api.delete(stage_field)
+    assert errors(deleted) == [("/fields", "pipeline_field")]
+    replaced = copy.deepcopy(before)
+    del replaced["version"]
+    replaced["fields"] = [f for f in replaced["fields"] if f["name"] != "stage"]
+    assert api.put(ENTITY, replaced).status_code == 422
+    after = api.get(ENTITY).json()
+    assert after == before
+    # Offering more than the stages is harmless, and the pipeline still rules the stages.
+    more = api.patch(stage_field, {"options": [*options, {"value": "parked"}]})
+    assert more.status_code == 200, more.text
+    assert api.put(f"{PIPELINES}/sales", sales()).status_code == 200
+    values = [o["value"] for o in field(api.get(ENTITY).json(), "stage")["options"]]
+    assert values == [s["key"] for s in SALES["stages"]]

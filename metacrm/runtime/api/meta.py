@@ -3,6 +3,7 @@ versions. Reads are open to every user; changes are for admins."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -11,11 +12,12 @@ from starlette.responses import Response
 from metacrm.metadata import store
 from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
 from metacrm.metadata.model import EntityDef
-from metacrm.platform.errors import BadRequest, NotFound
+from metacrm.platform.errors import BadRequest, NotFound, Unprocessable
 from metacrm.runtime import rule_tester
 from metacrm.runtime.api.context import Runtime, Work
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.api.params import parse_bool
+from metacrm.runtime.pipelines.design import binding_errors
 from metacrm.runtime.rule_checks import expression_checker
 
 
@@ -36,6 +38,16 @@ def _designer(work: Work) -> EntityDesigner:
     return EntityDesigner(
         work.conn, author=work.user.id, check_expression=expression_checker(work.catalog)
     )
+
+
+def _changed(work: Work, change: Callable[[EntityDesigner], DesignResult]) -> DesignResult:
+    """An entity change made through the API, refused if it would break a pipeline bound to
+    the entity (a stage's option removed, the field retyped or deleted)."""
+    result = change(_designer(work))
+    errors = binding_errors(work.catalog, result.entity)
+    if errors:
+        raise Unprocessable("the change would break a stage pipeline", errors=errors)
+    return result
 
 
 def _result(result: DesignResult, status: int = 200) -> Response:
@@ -87,7 +99,9 @@ async def replace_entity(request: Request) -> Response:
         raise BadRequest("version must be the integer version the document was read at")
     result = await _runtime(request).run(
         request,
-        lambda w: _designer(w).replace(name, body, dry_run=dry_run, expected_version=expected),
+        lambda w: _changed(
+            w, lambda d: d.replace(name, body, dry_run=dry_run, expected_version=expected)
+        ),
         write=True,
         admin=True,
     )
@@ -107,7 +121,10 @@ async def change_field(request: Request) -> Response:
     name, field = request.path_params["name"], request.path_params["field"]
     body = await read_json(request)
     result = await _runtime(request).run(
-        request, lambda w: _designer(w).change_field(name, field, body), write=True, admin=True
+        request,
+        lambda w: _changed(w, lambda d: d.change_field(name, field, body)),
+        write=True,
+        admin=True,
     )
     return _result(result)
 
@@ -117,7 +134,7 @@ async def delete_field(request: Request) -> Response:
     purge = parse_bool(request.query_params.get("purge"), "purge")
     result = await _runtime(request).run(
         request,
-        lambda w: _designer(w).delete_field(name, field, purge=purge),
+        lambda w: _changed(w, lambda d: d.delete_field(name, field, purge=purge)),
         write=True,
         admin=True,
     )
@@ -141,7 +158,10 @@ async def restore_version(request: Request) -> Response:
     if len(raw) > 9:
         raise NotFound(f"entity {name!r} has no version {raw}")
     result = await _runtime(request).run(
-        request, lambda w: _designer(w).restore(name, int(raw)), write=True, admin=True
+        request,
+        lambda w: _changed(w, lambda d: d.restore(name, int(raw))),
+        write=True,
+        admin=True,
     )
     return _result(result)
 

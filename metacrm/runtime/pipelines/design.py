@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from metacrm.metadata.documents import DocumentDesigner, DocumentKind
 from metacrm.metadata.entities import EntityDesigner, public_document
+from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import PIPELINE, PipelineDef, entity_document, validate_pipeline
 from metacrm.metadata.validate import pointer
 from metacrm.platform.clock import utcnow
@@ -109,3 +110,38 @@ class PipelineDesigner(DocumentDesigner[PipelineDef]):
                 self.conn, author=self.author, check_expression=expression_checker(self.catalog)
             )
             designer.replace(entity.name, wanted)
+
+
+def binding_errors(catalog: Catalog, entity: EntityDef) -> list[FieldError]:
+    """What a change of the entity itself (through the entity API) would break in the pipelines
+    bound to it: each bound field must stay a picklist that offers every stage. Change stages
+    through the pipeline, which brings the field along."""
+    errors = []
+    names = [f.get("name") for f in entity.doc.get("fields", [])]
+    for pipeline in catalog.pipelines_of(entity.name):
+        at = (
+            pointer("fields", names.index(pipeline.field)) if pipeline.field in names else "/fields"
+        )
+        field = entity.field(pipeline.field)
+        if field is None or field.type != "picklist":
+            errors.append(
+                FieldError(
+                    at,
+                    "pipeline_field",
+                    f"pipeline {pipeline.name!r} moves records through this picklist; "
+                    "delete the pipeline first",
+                )
+            )
+            continue
+        offered = {o.get("value") for o in field.doc.get("options") or ()}
+        missing = [s["key"] for s in pipeline.doc["stages"] if s["key"] not in offered]
+        if missing:
+            errors.append(
+                FieldError(
+                    f"{at}/options",
+                    "pipeline_stage",
+                    f"{', '.join(map(repr, missing))} are stages of pipeline {pipeline.name!r}; "
+                    "change the stages in the pipeline",
+                )
+            )
+    return errors
