@@ -13,7 +13,7 @@ from metacrm.metadata import store
 from metacrm.metadata.approvals import APPROVAL_PROCESS, ApprovalProcessDesigner
 from metacrm.platform.errors import BadRequest, FieldError, Forbidden, Unprocessable
 from metacrm.runtime import approvals
-from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.documents import DocumentEndpoints
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.approvals.transitions import APPROVED, REJECTED
@@ -45,10 +45,6 @@ def _summary(doc: store.StoredDocument) -> dict[str, Any]:
 
 
 APPROVAL_PROCESSES = DocumentEndpoints("approval-processes", APPROVAL_PROCESS, _designer, _summary)
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
@@ -88,7 +84,7 @@ async def submit_record(request: Request) -> Response:
             work.records(), entity, record_id, body["process"], comment=body.get("comment")
         )
 
-    approval = await _runtime(request).run(request, submit, write=True)
+    approval = await runtime_of(request).run(request, submit, write=True)
     return JSONResponse(
         approval, status_code=201, headers={"Location": f"/api/v1/approvals/{approval['id']}"}
     )
@@ -96,7 +92,7 @@ async def submit_record(request: Request) -> Response:
 
 async def list_record_approvals(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
-    found = await _runtime(request).run(
+    found = await runtime_of(request).run(
         request, lambda w: approvals.record_approvals(w.records(), entity, record_id)
     )
     return JSONResponse({"data": found})
@@ -117,7 +113,7 @@ async def list_inbox(request: Request) -> Response:
             raise Forbidden("only admins may see someone else's approvals")
         return approvals.inbox(work.records(), user_id, status)
 
-    return JSONResponse({"data": await _runtime(request).run(request, tasks)})
+    return JSONResponse({"data": await runtime_of(request).run(request, tasks)})
 
 
 async def get_approval(request: Request) -> Response:
@@ -127,7 +123,7 @@ async def get_approval(request: Request) -> Response:
         service = work.records()
         return approvals.approval_json(service, approvals.visible(service, approval_id))
 
-    return JSONResponse(await _runtime(request).run(request, one))
+    return JSONResponse(await runtime_of(request).run(request, one))
 
 
 async def _answer(request: Request, answer: str) -> Response:
@@ -140,7 +136,7 @@ async def _answer(request: Request, answer: str) -> Response:
         approval = approvals.decide(service, approval_id, answer, body.get("comment"))
         return approvals.approval_json(service, approval)
 
-    return JSONResponse(await _runtime(request).run(request, decide, write=True))
+    return JSONResponse(await runtime_of(request).run(request, decide, write=True))
 
 
 async def approve(request: Request) -> Response:
@@ -161,7 +157,7 @@ async def recall(request: Request) -> Response:
         approval = approvals.recall(service, approval_id, body.get("comment"))
         return approvals.approval_json(service, approval)
 
-    return JSONResponse(await _runtime(request).run(request, withdraw, write=True))
+    return JSONResponse(await runtime_of(request).run(request, withdraw, write=True))
 
 
 async def reassign(request: Request) -> Response:
@@ -184,14 +180,14 @@ async def reassign(request: Request) -> Response:
         )
         return approvals.approval_json(service, approvals.visible(service, approval.id))
 
-    return JSONResponse(await _runtime(request).run(request, move, write=True))
+    return JSONResponse(await runtime_of(request).run(request, move, write=True))
 
 
 # ---- delegations ----------------------------------------------------------------------------
 
 
 async def my_delegations(request: Request) -> Response:
-    found = await _runtime(request).run(
+    found = await runtime_of(request).run(
         request, lambda w: approvals.list_delegations(w.conn, w.user)
     )
     return JSONResponse({"data": found})
@@ -199,7 +195,7 @@ async def my_delegations(request: Request) -> Response:
 
 async def delegate(request: Request) -> Response:
     body = await read_json(request)
-    created = await _runtime(request).run(
+    created = await runtime_of(request).run(
         request,
         lambda w: approvals.create_delegation(w.conn, w.user, body, w.records().now),
         write=True,
@@ -213,5 +209,5 @@ async def end_delegation(request: Request) -> Response:
     def remove(work: Work) -> None:
         approvals.delete_delegation(work.conn, work.user, delegation_id)
 
-    await _runtime(request).run(request, remove, write=True)
+    await runtime_of(request).run(request, remove, write=True)
     return Response(status_code=204)

@@ -62,6 +62,11 @@ class Runtime:
             return fn(Work(conn, session.user, catalog, self.secret))
 
 
+def runtime_of(request: Request) -> Runtime:
+    """The runtime the app was built with."""
+    return request.app.state.runtime
+
+
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -20,7 +20,7 @@ from metacrm.platform.users import (
     get_user,
     list_users,
 )
-from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
 
 USER_FIELDS = {"email", "password", "name", "roles", "is_admin", "org_unit", "manager"}
@@ -28,10 +28,6 @@ USER_CHANGES = {"password", "name", "roles", "is_admin", "org_unit", "manager", 
 UNIT_FIELDS = {"name", "label", "parent", "head"}
 UNIT_CHANGES = {"label", "parent", "head"}
 READ_LEVEL_NAMES = {HIDDEN: "hidden", MASKED: "masked"}
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def _object(body: Any, allowed: set[str], what: str) -> dict[str, Any]:
@@ -88,7 +84,7 @@ async def list_all_users(request: Request) -> Response:
     def users(work: Work) -> list[dict[str, Any]]:
         return [u.as_json() for u in list_users(work.conn)]
 
-    return JSONResponse({"data": await _runtime(request).run(request, users, admin=True)})
+    return JSONResponse({"data": await runtime_of(request).run(request, users, admin=True)})
 
 
 async def create_one_user(request: Request) -> Response:
@@ -108,7 +104,7 @@ async def create_one_user(request: Request) -> Response:
             manager=body.get("manager"),
         ).as_json()
 
-    user = await _runtime(request).run(request, create, write=True, admin=True)
+    user = await runtime_of(request).run(request, create, write=True, admin=True)
     return JSONResponse(user, status_code=201, headers={"Location": f"/api/v1/users/{user['id']}"})
 
 
@@ -120,7 +116,7 @@ async def get_one_user(request: Request) -> Response:
             raise Forbidden("only admins may see other users' accounts")
         return get_user(work.conn, user_id).as_json()
 
-    return JSONResponse(await _runtime(request).run(request, one))
+    return JSONResponse(await runtime_of(request).run(request, one))
 
 
 async def change_one_user(request: Request) -> Response:
@@ -151,7 +147,7 @@ async def change_one_user(request: Request) -> Response:
             ),
         ).as_json()
 
-    return JSONResponse(await _runtime(request).run(request, change, write=True, admin=True))
+    return JSONResponse(await runtime_of(request).run(request, change, write=True, admin=True))
 
 
 # ---- org units ------------------------------------------------------------------------------
@@ -161,7 +157,7 @@ async def list_org_units(request: Request) -> Response:
     def units(work: Work) -> list[dict[str, Any]]:
         return [u.as_json() for u in list_units(work.conn)]
 
-    return JSONResponse({"data": await _runtime(request).run(request, units)})
+    return JSONResponse({"data": await runtime_of(request).run(request, units)})
 
 
 async def create_org_unit(request: Request) -> Response:
@@ -177,14 +173,14 @@ async def create_org_unit(request: Request) -> Response:
             head=body.get("head"),
         ).as_json()
 
-    unit = await _runtime(request).run(request, create, write=True, admin=True)
+    unit = await runtime_of(request).run(request, create, write=True, admin=True)
     location = f"/api/v1/org-units/{unit['id']}"
     return JSONResponse(unit, status_code=201, headers={"Location": location})
 
 
 async def get_org_unit(request: Request) -> Response:
     unit_id = request.path_params["id"]
-    unit = await _runtime(request).run(request, lambda w: get_unit(w.conn, unit_id).as_json())
+    unit = await runtime_of(request).run(request, lambda w: get_unit(w.conn, unit_id).as_json())
     return JSONResponse(unit)
 
 
@@ -204,7 +200,7 @@ async def change_org_unit(request: Request) -> Response:
             clear=clear,
         ).as_json()
 
-    return JSONResponse(await _runtime(request).run(request, change, write=True, admin=True))
+    return JSONResponse(await runtime_of(request).run(request, change, write=True, admin=True))
 
 
 async def delete_org_unit(request: Request) -> Response:
@@ -213,7 +209,7 @@ async def delete_org_unit(request: Request) -> Response:
     def remove(work: Work) -> None:
         delete_unit(work.conn, unit_id)
 
-    await _runtime(request).run(request, remove, write=True, admin=True)
+    await runtime_of(request).run(request, remove, write=True, admin=True)
     return Response(status_code=204)
 
 
@@ -221,11 +217,11 @@ async def delete_org_unit(request: Request) -> Response:
 
 
 async def me(request: Request) -> Response:
-    return JSONResponse(await _runtime(request).run(request, lambda w: w.user.as_json()))
+    return JSONResponse(await runtime_of(request).run(request, lambda w: w.user.as_json()))
 
 
 async def my_permissions(request: Request) -> Response:
-    return JSONResponse(await _runtime(request).run(request, permissions_of))
+    return JSONResponse(await runtime_of(request).run(request, permissions_of))
 
 
 def permissions_of(work: Work) -> dict[str, Any]:

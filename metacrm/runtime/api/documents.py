@@ -13,7 +13,7 @@ from starlette.responses import Response
 from metacrm.metadata import store
 from metacrm.metadata.documents import DocumentDesigner
 from metacrm.platform.errors import BadRequest, NotFound
-from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
 
 Endpoint = Callable[[Request], Any]
@@ -48,7 +48,7 @@ class DocumentEndpoints:
         def summaries(work: Work) -> list[dict[str, Any]]:
             return [self.summary(doc) for doc in store.load_all(work.conn, self.kind)]
 
-        return JSONResponse({"data": await _runtime(request).run(request, summaries, admin=True)})
+        return JSONResponse({"data": await runtime_of(request).run(request, summaries, admin=True)})
 
     async def create(self, request: Request) -> Response:
         body = await read_json(request)
@@ -57,13 +57,13 @@ class DocumentEndpoints:
             self.designer(work).create(body)
             return self._document(work, body["name"])
 
-        document = await _runtime(request).run(request, create, write=True, admin=True)
+        document = await runtime_of(request).run(request, create, write=True, admin=True)
         return JSONResponse(document, status_code=201)
 
     async def get(self, request: Request) -> Response:
         name = request.path_params["name"]
         return JSONResponse(
-            await _runtime(request).run(request, lambda w: self._document(w, name), admin=True)
+            await runtime_of(request).run(request, lambda w: self._document(w, name), admin=True)
         )
 
     async def replace(self, request: Request) -> Response:
@@ -74,7 +74,7 @@ class DocumentEndpoints:
             self.designer(work).replace(name, body)
             return self._document(work, name)
 
-        return JSONResponse(await _runtime(request).run(request, replace, write=True, admin=True))
+        return JSONResponse(await runtime_of(request).run(request, replace, write=True, admin=True))
 
     async def delete(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -82,7 +82,7 @@ class DocumentEndpoints:
         def remove(work: Work) -> None:
             self.designer(work).delete(name)
 
-        await _runtime(request).run(request, remove, write=True, admin=True)
+        await runtime_of(request).run(request, remove, write=True, admin=True)
         return Response(status_code=204)
 
     async def versions(self, request: Request) -> Response:
@@ -94,7 +94,7 @@ class DocumentEndpoints:
                 raise NotFound(f"no {self.designer(work).kind.noun} named {name!r}")
             return found
 
-        return JSONResponse({"data": await _runtime(request).run(request, history, admin=True)})
+        return JSONResponse({"data": await runtime_of(request).run(request, history, admin=True)})
 
     async def restore(self, request: Request) -> Response:
         name, raw = request.path_params["name"], request.path_params["version"]
@@ -107,8 +107,4 @@ class DocumentEndpoints:
             self.designer(work).restore(name, int(raw))
             return self._document(work, name)
 
-        return JSONResponse(await _runtime(request).run(request, restore, write=True, admin=True))
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+        return JSONResponse(await runtime_of(request).run(request, restore, write=True, admin=True))

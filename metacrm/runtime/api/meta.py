@@ -14,15 +14,11 @@ from metacrm.metadata.entities import DesignResult, EntityDesigner, public_docum
 from metacrm.metadata.model import EntityDef
 from metacrm.platform.errors import BadRequest, NotFound, Unprocessable
 from metacrm.runtime import rule_tester
-from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.api.params import parse_bool
 from metacrm.runtime.pipelines.design import binding_errors
 from metacrm.runtime.rule_checks import expression_checker
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def entity_json(entity: EntityDef) -> dict[str, Any]:
@@ -72,13 +68,13 @@ async def list_entities(request: Request) -> Response:
             for e in sorted(work.catalog.entities.values(), key=lambda e: e.name)
         ]
 
-    return JSONResponse({"data": await _runtime(request).run(request, summaries)})
+    return JSONResponse({"data": await runtime_of(request).run(request, summaries)})
 
 
 async def create_entity(request: Request) -> Response:
     body = await read_json(request)
     dry_run = parse_bool(request.query_params.get("dry_run"), "dry_run")
-    result = await _runtime(request).run(
+    result = await runtime_of(request).run(
         request, lambda w: _designer(w).create(body, dry_run=dry_run), write=True, admin=True
     )
     return _result(result, 200 if dry_run else 201)
@@ -86,7 +82,7 @@ async def create_entity(request: Request) -> Response:
 
 async def get_entity(request: Request) -> Response:
     name = request.path_params["name"]
-    entity = await _runtime(request).run(request, lambda w: w.catalog.entity(name))
+    entity = await runtime_of(request).run(request, lambda w: w.catalog.entity(name))
     return JSONResponse(entity_json(entity))
 
 
@@ -97,7 +93,7 @@ async def replace_entity(request: Request) -> Response:
     expected = body.get("version") if isinstance(body, dict) else None
     if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
         raise BadRequest("version must be the integer version the document was read at")
-    result = await _runtime(request).run(
+    result = await runtime_of(request).run(
         request,
         lambda w: _changed(
             w, lambda d: d.replace(name, body, dry_run=dry_run, expected_version=expected)
@@ -111,7 +107,7 @@ async def replace_entity(request: Request) -> Response:
 async def add_field(request: Request) -> Response:
     name = request.path_params["name"]
     body = await read_json(request)
-    result = await _runtime(request).run(
+    result = await runtime_of(request).run(
         request, lambda w: _designer(w).add_field(name, body), write=True, admin=True
     )
     return _result(result, 201)
@@ -120,7 +116,7 @@ async def add_field(request: Request) -> Response:
 async def change_field(request: Request) -> Response:
     name, field = request.path_params["name"], request.path_params["field"]
     body = await read_json(request)
-    result = await _runtime(request).run(
+    result = await runtime_of(request).run(
         request,
         lambda w: _changed(w, lambda d: d.change_field(name, field, body)),
         write=True,
@@ -132,7 +128,7 @@ async def change_field(request: Request) -> Response:
 async def delete_field(request: Request) -> Response:
     name, field = request.path_params["name"], request.path_params["field"]
     purge = parse_bool(request.query_params.get("purge"), "purge")
-    result = await _runtime(request).run(
+    result = await runtime_of(request).run(
         request,
         lambda w: _changed(w, lambda d: d.delete_field(name, field, purge=purge)),
         write=True,
@@ -148,7 +144,7 @@ async def entity_versions(request: Request) -> Response:
         work.catalog.entity(name)
         return [v.as_json() for v in store.versions(work.conn, store.ENTITY, name)]
 
-    return JSONResponse({"data": await _runtime(request).run(request, history)})
+    return JSONResponse({"data": await runtime_of(request).run(request, history)})
 
 
 async def restore_version(request: Request) -> Response:
@@ -157,7 +153,7 @@ async def restore_version(request: Request) -> Response:
         raise BadRequest("the version must be a whole number")
     if len(raw) > 9:
         raise NotFound(f"entity {name!r} has no version {raw}")
-    result = await _runtime(request).run(
+    result = await runtime_of(request).run(
         request,
         lambda w: _changed(w, lambda d: d.restore(name, int(raw))),
         write=True,
@@ -169,7 +165,7 @@ async def restore_version(request: Request) -> Response:
 async def test_rule(request: Request) -> Response:
     name = request.path_params["name"]
     body = await read_json(request)
-    result = await _runtime(request).run(
+    result = await runtime_of(request).run(
         request, lambda w: rule_tester.test_rule(w.records(), name, body), admin=True
     )
     return JSONResponse(result)

@@ -12,15 +12,11 @@ from starlette.responses import Response
 from metacrm.platform.clock import iso_utc, utcnow
 from metacrm.platform.errors import NotFound
 from metacrm.platform.systables import notifications
-from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse
 from metacrm.runtime.api.params import parse_bool, parse_limit
 
 inbox = notifications.c
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def notification_json(row: Any) -> dict[str, Any]:
@@ -53,7 +49,7 @@ async def list_notifications(request: Request) -> Response:
         ).scalar_one()
         return {"data": [notification_json(row) for row in rows], "unread": unread}
 
-    return JSONResponse(await _runtime(request).run(request, listed))
+    return JSONResponse(await runtime_of(request).run(request, listed))
 
 
 async def mark_read(request: Request) -> Response:
@@ -70,7 +66,7 @@ async def mark_read(request: Request) -> Response:
             raise NotFound(f"you have no notification {notification_id!r}")
         return notification_json(row)
 
-    return JSONResponse(await _runtime(request).run(request, mark, write=True))
+    return JSONResponse(await runtime_of(request).run(request, mark, write=True))
 
 
 async def read_all(request: Request) -> Response:
@@ -82,4 +78,4 @@ async def read_all(request: Request) -> Response:
         ).rowcount
         return {"marked": marked}
 
-    return JSONResponse(await _runtime(request).run(request, mark, write=True))
+    return JSONResponse(await runtime_of(request).run(request, mark, write=True))

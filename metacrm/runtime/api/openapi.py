@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse, Response
 
 import metacrm
 from metacrm.metadata.roles import ACTIONS
+from metacrm.runtime.api.context import runtime_of
 from metacrm.runtime.api.http import JSONResponse
 from metacrm.runtime.catalog import Catalog
 from metacrm.runtime.listing import MAX_LIMIT
@@ -436,7 +437,7 @@ def build_openapi(catalog: Catalog, permissions: Permissions | None = None) -> d
 
 
 async def openapi_json(request: Request) -> Response:
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     document = await runtime.run(
         request, lambda w: build_openapi(w.catalog, w.records().permissions)
     )

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from metacrm.metadata import store
 from metacrm.metadata.pipelines import PIPELINE
-from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.documents import DocumentEndpoints
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.pipelines.design import PipelineDesigner
@@ -35,14 +35,10 @@ def _summary(doc: store.StoredDocument) -> dict[str, Any]:
 PIPELINES = DocumentEndpoints("pipelines", PIPELINE, _designer, _summary)
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
 async def stage_timeline(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     name = request.query_params.get("pipeline")
-    found = await _runtime(request).run(
+    found = await runtime_of(request).run(
         request, lambda w: timeline(w.records(), entity, record_id, name)
     )
     return JSONResponse(found)
@@ -52,7 +48,7 @@ async def put_stage_plan(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     name = request.query_params.get("pipeline")
     body = await read_json(request)
-    found = await _runtime(request).run(
+    found = await runtime_of(request).run(
         request, lambda w: set_plan(w.records(), entity, record_id, body, name), write=True
     )
     return JSONResponse(found)

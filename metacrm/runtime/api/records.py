@@ -6,26 +6,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from metacrm.runtime import sharing
-from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, if_match, read_json, record_response
 from metacrm.runtime.api.params import parse_list_query, parse_names
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 async def list_records(request: Request) -> Response:
     entity = request.path_params["entity"]
     query = parse_list_query(request.query_params)
-    result = await _runtime(request).run(request, lambda w: w.records().list(entity, query))
+    result = await runtime_of(request).run(request, lambda w: w.records().list(entity, query))
     return JSONResponse(result)
 
 
 async def create_record(request: Request) -> Response:
     entity = request.path_params["entity"]
     body = await read_json(request)
-    record = await _runtime(request).run(
+    record = await runtime_of(request).run(
         request, lambda w: w.records().create(entity, body), write=True
     )
     location = f"/api/v1/records/{entity}/{record['id']}"
@@ -36,7 +32,7 @@ async def get_record(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     fields = request.query_params.get("fields")
     expand = request.query_params.get("expand")
-    record = await _runtime(request).run(
+    record = await runtime_of(request).run(
         request,
         lambda w: w.records().get(
             entity,
@@ -54,7 +50,7 @@ async def update_record(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     expected = if_match(request)
     body = await read_json(request)
-    record = await _runtime(request).run(
+    record = await runtime_of(request).run(
         request,
         lambda w: w.records().update(entity, record_id, body, if_match=expected),
         write=True,
@@ -69,13 +65,13 @@ async def delete_record(request: Request) -> Response:
     def delete(work: Work) -> None:
         work.records().delete(entity, record_id, if_match=expected)
 
-    await _runtime(request).run(request, delete, write=True)
+    await runtime_of(request).run(request, delete, write=True)
     return Response(status_code=204)
 
 
 async def restore_record(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
-    record = await _runtime(request).run(
+    record = await runtime_of(request).run(
         request, lambda w: w.records().restore(entity, record_id), write=True
     )
     return record_response(record)
@@ -83,13 +79,15 @@ async def restore_record(request: Request) -> Response:
 
 async def record_history(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
-    history = await _runtime(request).run(request, lambda w: w.records().history(entity, record_id))
+    history = await runtime_of(request).run(
+        request, lambda w: w.records().history(entity, record_id)
+    )
     return JSONResponse({"data": history})
 
 
 async def record_shares(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
-    shares = await _runtime(request).run(
+    shares = await runtime_of(request).run(
         request, lambda w: sharing.list_shares(w.records(), entity, record_id)
     )
     return JSONResponse({"data": shares})
@@ -98,7 +96,7 @@ async def record_shares(request: Request) -> Response:
 async def share_record(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     body = await read_json(request)
-    share = await _runtime(request).run(
+    share = await runtime_of(request).run(
         request, lambda w: sharing.add_share(w.records(), entity, record_id, body), write=True
     )
     return JSONResponse(share, status_code=201)
@@ -111,5 +109,5 @@ async def unshare_record(request: Request) -> Response:
     def remove(work: Work) -> None:
         sharing.remove_share(work.records(), entity, record_id, share_id)
 
-    await _runtime(request).run(request, remove, write=True)
+    await runtime_of(request).run(request, remove, write=True)
     return Response(status_code=204)

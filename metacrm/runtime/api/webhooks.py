@@ -15,7 +15,7 @@ from metacrm.platform.clock import iso_utc, utcnow
 from metacrm.platform.errors import BadRequest, FieldError, MetacrmError, NotFound, Unprocessable
 from metacrm.platform.ids import new_id
 from metacrm.platform.systables import webhook_deliveries, webhooks
-from metacrm.runtime.api.context import Runtime, Work
+from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.api.params import parse_limit
 from metacrm.runtime.catalog import Catalog
@@ -30,10 +30,6 @@ STATUSES = ("pending", "delivered", "failed")
 MAX_NAME = 200
 MAX_URL = 2000
 MAX_CONDITION = 10_000
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def webhook_json(row: Any) -> dict[str, Any]:
@@ -219,7 +215,7 @@ async def list_webhooks(request: Request) -> Response:
         rows = work.conn.execute(select(webhooks).order_by(webhooks.c.created_at, webhooks.c.id))
         return [webhook_json(row) for row in rows]
 
-    return JSONResponse({"data": await _runtime(request).run(request, listed, admin=True)})
+    return JSONResponse({"data": await runtime_of(request).run(request, listed, admin=True)})
 
 
 async def create_webhook(request: Request) -> Response:
@@ -239,14 +235,14 @@ async def create_webhook(request: Request) -> Response:
         )
         return {**webhook_json(_find(work.conn, webhook_id)), "secret": secret}
 
-    created = await _runtime(request).run(request, create, write=True, admin=True)
+    created = await runtime_of(request).run(request, create, write=True, admin=True)
     location = f"/api/v1/webhooks/{created['id']}"
     return JSONResponse(created, status_code=201, headers={"Location": location})
 
 
 async def get_webhook(request: Request) -> Response:
     webhook_id = request.path_params["id"]
-    found = await _runtime(request).run(
+    found = await runtime_of(request).run(
         request, lambda w: webhook_json(_find(w.conn, webhook_id)), admin=True
     )
     return JSONResponse(found)
@@ -265,7 +261,7 @@ async def change_webhook(request: Request) -> Response:
         work.conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(values))
         return webhook_json(_find(work.conn, webhook_id))
 
-    return JSONResponse(await _runtime(request).run(request, change, write=True, admin=True))
+    return JSONResponse(await runtime_of(request).run(request, change, write=True, admin=True))
 
 
 async def delete_webhook(request: Request) -> Response:
@@ -279,7 +275,7 @@ async def delete_webhook(request: Request) -> Response:
         )
         work.conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
 
-    await _runtime(request).run(request, remove, write=True, admin=True)
+    await runtime_of(request).run(request, remove, write=True, admin=True)
     return Response(status_code=204)
 
 
@@ -293,7 +289,7 @@ async def rotate_secret(request: Request) -> Response:
         work.conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(secret=secret))
         return {**webhook_json(_find(work.conn, webhook_id)), "secret": secret}
 
-    return JSONResponse(await _runtime(request).run(request, rotate, write=True, admin=True))
+    return JSONResponse(await runtime_of(request).run(request, rotate, write=True, admin=True))
 
 
 # ---- deliveries ------------------------------------------------------------------------------
@@ -325,7 +321,7 @@ async def list_deliveries(request: Request) -> Response:
         )
         return {"data": [delivery_json(row) for row in rows], "total": total}
 
-    return JSONResponse(await _runtime(request).run(request, listed, admin=True))
+    return JSONResponse(await runtime_of(request).run(request, listed, admin=True))
 
 
 async def replay_delivery(request: Request) -> Response:
@@ -355,5 +351,5 @@ async def replay_delivery(request: Request) -> Response:
         enqueue_deliveries(work.conn, [delivery_id])
         return delivery_json(work.conn.execute(select(webhook_deliveries).where(*where)).one())
 
-    replayed = await _runtime(request).run(request, replay, write=True, admin=True)
+    replayed = await runtime_of(request).run(request, replay, write=True, admin=True)
     return JSONResponse(replayed, status_code=202)
