@@ -15,13 +15,13 @@ from metacrm.metadata.packages import export_package
 from metacrm.metadata.roles import role_errors
 from metacrm.platform.db import make_engine, reading, writing
 from metacrm.platform.errors import MetacrmError, Unprocessable
-from metacrm.platform.install import SECRET_KEY, install, is_installed, stored_setting
+from metacrm.platform.install import install, is_installed
 from metacrm.platform.org import create_unit, find_unit
 from metacrm.platform.settings import Settings
 from metacrm.platform.users import ADMIN_ROLE, User, create_token, create_user, find_user
-from metacrm.runtime.catalog import CatalogCache
 from metacrm.runtime.exporting import export_records
 from metacrm.runtime.records import RecordService
+from metacrm.runtime.startup import build_services
 
 DEFAULT_ADMIN = "admin@example.com"
 # Who the command line acts as when no --user is named: an admin, as whoever runs it owns the
@@ -102,10 +102,11 @@ def _celery(settings: Settings, command: str):  # type: ignore[no-untyped-def]
             "jobs run inside `metacrm serve`"
         )
     _engine(settings).dispose()
-    import metacrm.runtime.jobs  # noqa: F401  (registers every task before the app is made)
     from metacrm.platform.celery_app import make_celery
+    from metacrm.runtime.startup import build_registry, build_services
 
-    return make_celery(settings)
+    # Each worker process makes its own services (engine, queue) on its first task.
+    return make_celery(settings, build_registry(), lambda: build_services(settings))
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
@@ -164,11 +165,10 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> None:
     """Records as CSV on stdout, as the acting user may export and read them."""
-    engine = _engine(settings)
-    with reading(engine) as conn:
-        secret = settings.secret_key or stored_setting(conn, SECRET_KEY) or ""
+    services = build_services(settings, _engine(settings))
+    with services.reading() as conn:
         user = find_user(conn, args.user) if args.user else CLI_ADMIN
-        service = RecordService(conn, CatalogCache().snapshot(conn), user, secret)
+        service = RecordService(services.context(conn, user))
         columns, records = export_records(service, args.entity, args.filter)
         writer = csv.DictWriter(sys.stdout, columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
@@ -207,10 +207,10 @@ def cmd_meta_import(args: argparse.Namespace, settings: Settings) -> None:
         package = json.loads(Path(args.package).read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise MetacrmError(f"can't read {args.package}: {exc}") from None
-    engine = _engine(settings)
+    services = build_services(settings, _engine(settings))
     try:
-        with writing(engine) as conn:
-            changes = apply_package(conn, None, package)
+        with services.writing() as conn:
+            changes = apply_package(RecordService(services.context(conn, CLI_ADMIN)), package)
             for line in changes:
                 print(line)
             if not changes:
@@ -219,6 +219,8 @@ def cmd_meta_import(args: argparse.Namespace, settings: Settings) -> None:
                 raise _DryRun
     except _DryRun:
         print("dry run: nothing was changed")
+    finally:
+        services.close()
 
 
 def _parser() -> argparse.ArgumentParser:

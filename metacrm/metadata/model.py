@@ -6,6 +6,7 @@ The stored JSON document stays the source of truth; these views only make it eas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from metacrm.metadata.types import (
@@ -149,13 +150,9 @@ class EntityDef:
         """An active or system field by name; hidden fields are not found."""
         return self.field_map.get(name)
 
-    @property
+    @cached_property
     def field_map(self) -> dict[str, FieldDef]:
-        found = self.__dict__.get("_field_map")
-        if found is None:
-            found = {f.name: f for f in (*SYSTEM_FIELD_DEFS, *self.fields)}
-            object.__setattr__(self, "_field_map", found)
-        return found
+        return {f.name: f for f in (*SYSTEM_FIELD_DEFS, *self.fields)}
 
     @property
     def all_fields(self) -> tuple[FieldDef, ...]:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from metacrm.platform.clock import utcnow
 from metacrm.platform.errors import Conflict, FieldError, NotFound, Unprocessable
-from metacrm.platform.ids import new_id
+from metacrm.platform.ids import is_valid_id, new_id
 from metacrm.platform.org import ancestors_of_user, unit_exists
 from metacrm.platform.security import hash_password, hash_token, new_token
 from metacrm.platform.systables import api_tokens, meta_stamp, user_roles, users
@@ -175,7 +175,7 @@ def _reference_errors(
 ) -> list[FieldError]:
     errors = []
     for name, value in (("org_unit", org_unit), ("manager", manager)):
-        if value is not None and text_errors(name, value, 26):
+        if value is not None and not is_valid_id(value):
             return [FieldError(name, "not_found", f"no {name.replace('_', ' ')} {value!r}")]
     if org_unit is not None and not unit_exists(conn, org_unit):
         errors.append(FieldError("org_unit", "not_found", f"no org unit with id {org_unit!r}"))

@@ -142,22 +142,20 @@ def compiled(
     expect: str | None,
     allow_change_refs: bool,
     resolve_entity: Callable[[str], EntityDef | None],
+    cache: dict[Any, tuple[Checked, Fn]] | None = None,
 ) -> tuple[Checked, Fn]:
-    """Parse, check and compile once per entity snapshot (snapshots are immutable)."""
-    cache: dict[tuple[str, str | None, bool], tuple[Checked, Fn]] | None
-    cache = entity.__dict__.get("_compiled_rules")
-    if cache is None:
-        cache = {}
-        object.__setattr__(entity, "_compiled_rules", cache)
+    """Parse, check and compile; with `cache` (one per entity snapshot: the catalog keeps it),
+    once per snapshot. The cache is bounded: texts may come from clients (the rule tester)."""
     key = (text, expect, allow_change_refs)
-    found = cache.get(key)
+    found = cache.get(key) if cache is not None else None
     if found is None:
         scope = Scope(entity, resolve_entity, allow_change_refs=allow_change_refs)
         checked = check(parse(text), scope, expect=expect)
         found = (checked, compile_python(checked))
-        if len(cache) >= CACHE_SIZE:
-            cache.pop(next(iter(cache)), None)
-        cache[key] = found
+        if cache is not None:
+            if len(cache) >= CACHE_SIZE:
+                cache.pop(next(iter(cache)), None)
+            cache[key] = found
     return found
 
 
