@@ -92,6 +92,7 @@ def table_name(entity: str) -> str:
 # namespace either. They stay far below PostgreSQL's 63 bytes, and renaming a field changes
 # nothing. Entities stored before ids existed keep the old names until `metacrm init` upgrades
 # them (metadata/upgrade.py).
+
 # Indexes every entity table has: by owner, and by recency for the default list orders.
 SYSTEM_INDEXES: dict[str, tuple[str, ...]] = {
     "owner": ("owner",),
