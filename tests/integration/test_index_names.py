@@ -17,10 +17,12 @@ import pytest
 from conftest import Api, start_api
 from sqlalchemy import Column, Engine, Index, MetaData, Table, inspect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import DropIndex
 
 from metacrm.metadata import store
 from metacrm.metadata.model import SYSTEM_FIELD_DEFS, EntityDef, FieldDef
 from metacrm.metadata.storage import column_type, index_specs, violated_unique_field
+from metacrm.metadata.upgrade import upgrade_entities
 from metacrm.platform.db import make_engine, reading, writing
 from metacrm.platform.install import install
 
@@ -291,3 +293,28 @@ def test_init_renames_the_indexes_of_entities_made_before_storage_ids(
         assert [e["field"] for e in long_conflict.json()["errors"]] == [LONG_FIELD]
         assert_indexes_as_the_metadata_says(api.engine, "acme", "acme_q", LONG_ENTITY)
     api.engine.dispose()
+
+
+def test_an_index_missing_from_an_old_table_is_reported_and_the_rest_renamed(
+    sqlite_url: str,
+) -> None:
+    engine = make_engine(sqlite_url)
+    install(engine)
+    table, names = old_table(ACME)
+    with writing(engine) as conn:
+        table.create(conn)
+        conn.execute(DropIndex(next(ix for ix in table.indexes if ix.name == "ix_acme_q_owner")))
+        store.save(conn, store.ENTITY, "acme", ACME, author=None, action="create")
+    with writing(engine) as conn:
+        report = upgrade_entities(conn)
+    upgraded = stored_entity(engine, "acme")
+    q_owner = next(s for s in index_specs(upgraded) if s.columns == ("q_owner",))
+    assert report.entities == ["acme"]
+    assert report.missing == [q_owner.name]
+    assert report.lines()[-1] == f"warning: index {q_owner.name} is missing"
+    present = table_indexes(engine, "acme")
+    assert len(report.renamed) == len(names) - 1 == len(present)
+    assert not set(present) & names
+    with writing(engine) as conn:
+        assert upgrade_entities(conn).lines() == []
+    engine.dispose()
