@@ -13,6 +13,7 @@ from typing import Any
 
 from metacrm.metadata.packages import export_package
 from metacrm.metadata.roles import role_errors
+from metacrm.metadata.upgrade import upgrade_entities
 from metacrm.platform.db import make_engine, reading, writing
 from metacrm.platform.errors import MetacrmError, Unprocessable
 from metacrm.platform.install import install, is_installed
@@ -48,6 +49,10 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
 def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     install(engine)
+    with writing(engine) as conn:
+        upgraded = upgrade_entities(conn)
+    for line in upgraded.lines():
+        print(line)
     with writing(engine) as conn:
         try:
             find_user(conn, args.admin_email)

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from metacrm.metadata import store
 from metacrm.metadata.migrate import apply_plan, check_plan
-from metacrm.metadata.model import EntityDef
+from metacrm.metadata.model import EntityDef, without_storage_ids
 from metacrm.metadata.planner import Plan, plan_change, plan_create, plan_purge
 from metacrm.metadata.types import FIELD_TYPES
 from metacrm.metadata.validate import ExpressionChecker, validate_entity, validate_field
@@ -64,7 +64,9 @@ class EntityDesigner:
         self._validate(document, known)
         if document["name"] in known:
             raise Conflict(f"an entity named {document['name']!r} already exists")
-        return self._run(None, plan_create(document), "create", dry_run)
+        # A dry run takes no id (0 names nothing; its plan is never applied).
+        storage_id = 0 if dry_run else store.next_entity_storage_id(self.conn)
+        return self._run(None, plan_create(document, storage_id=storage_id), "create", dry_run)
 
     def replace(
         self,
@@ -143,8 +145,7 @@ class EntityDesigner:
 
     def restore(self, name: str, version: int) -> DesignResult:
         self.current(name)
-        document = store.version_document(self.conn, store.ENTITY, name, version)
-        document.pop("hidden_fields", None)
+        document = public_document(store.version_document(self.conn, store.ENTITY, name, version))
         return self.replace(name, document, action=f"restore:{version}")
 
     def _run(self, old: EntityDef | None, plan: Plan, action: str, dry_run: bool) -> DesignResult:
@@ -175,7 +176,8 @@ def _field_index(document: dict[str, Any], field_name: str) -> int:
 
 
 def public_document(stored: dict[str, Any]) -> dict[str, Any]:
-    """The document as an admin writes it: without the platform's record of hidden fields."""
-    document = copy.deepcopy(stored)
+    """The document as an admin writes it: without the platform's record of hidden fields and
+    its storage ids."""
+    document = copy.deepcopy(without_storage_ids(stored))
     document.pop("hidden_fields", None)
     return document

@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metacrm.metadata.conversions import CONVERSIONS, REWRITE, allowed_targets
-from metacrm.metadata.model import EntityDef, FieldDef
-from metacrm.metadata.storage import storage_signature, wants_index, wants_unique
+from metacrm.metadata.model import FIELD_STORAGE_KEY, STORAGE_KEY, EntityDef, FieldDef
+from metacrm.metadata.storage import (
+    assign_storage_ids,
+    storage_signature,
+    wants_index,
+    wants_unique,
+)
 from metacrm.platform.errors import FieldError
 
 
@@ -71,10 +76,11 @@ class Plan:
         return {"entity": self.entity.name, "operations": [op.as_json() for op in self.operations]}
 
 
-def plan_create(document: dict[str, Any]) -> Plan:
+def plan_create(document: dict[str, Any], *, storage_id: int) -> Plan:
+    """`storage_id`: the new entity's id, unique in the database (store.next_entity_storage_id)."""
     doc = _clean(document)
     doc["hidden_fields"] = []
-    entity = EntityDef.from_doc(doc)
+    entity = EntityDef.from_doc(assign_storage_ids(doc, storage_id))
     ops = [Operation("create_table")]
     for f in entity.fields:
         ops.extend(_index_ops(None, f))
@@ -85,6 +91,7 @@ def plan_change(current: dict[str, Any], document: dict[str, Any]) -> Plan:
     """From the stored document (with its hidden fields) to a newly submitted one."""
     old = EntityDef.from_doc(current)
     new_doc = _clean(document)
+    _carry_storage_ids(old, document, new_doc)
     old_active = {f.name: f for f in old.fields}
     hidden = {f.name: f for f in old.hidden_fields}
     plan = Plan(EntityDef.from_doc(new_doc))
@@ -154,6 +161,22 @@ def plan_change(current: dict[str, Any], document: dict[str, Any]) -> Plan:
     new_doc["hidden_fields"] = [f.doc for f in kept_hidden.values()]
     plan.entity = EntityDef.from_doc(new_doc)
     return plan
+
+
+def _carry_storage_ids(old: EntityDef, submitted: dict[str, Any], new_doc: dict[str, Any]) -> None:
+    """Each field keeps its id through a rename, a type change or a spell hidden, so its indexes
+    keep their names; a new field takes the entity's next id, never one used before."""
+    storage = old.doc.get(STORAGE_KEY)
+    if storage is None:
+        return  # stored before ids: keeps the old names until `metacrm init` upgrades it
+    ids = {f.name: f.storage_id for f in (*old.fields, *old.hidden_fields)}
+    next_id = storage["next_field_id"]
+    for raw, stored in zip(submitted.get("fields", []), new_doc.get("fields", []), strict=True):
+        known = ids.get(raw.get("renamed_from") or stored["name"])
+        if known is None:
+            known, next_id = next_id, next_id + 1
+        stored[FIELD_STORAGE_KEY] = known
+    new_doc[STORAGE_KEY] = {**storage, "next_field_id": next_id}
 
 
 def plan_purge(current: dict[str, Any], name: str) -> Plan:
@@ -240,10 +263,13 @@ def _index_ops(old: FieldDef | None, new: FieldDef | None) -> list[Operation]:
 
 
 def _clean(document: dict[str, Any]) -> dict[str, Any]:
-    """The document as stored: without hints such as `renamed_from` or a client's `version`."""
+    """The document as stored: without hints such as `renamed_from` or a client's `version`, and
+    without storage ids, which only the platform gives (the planner carries them over)."""
     doc = copy.deepcopy(document)
     doc.pop("version", None)
     doc.pop("hidden_fields", None)
+    doc.pop(STORAGE_KEY, None)
     for f in doc.get("fields", []):
         f.pop("renamed_from", None)
+        f.pop(FIELD_STORAGE_KEY, None)
     return doc

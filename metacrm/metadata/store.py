@@ -9,13 +9,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from metacrm.metadata.model import without_storage_ids
 from metacrm.platform.clock import as_utc, utcnow
 from metacrm.platform.errors import NotFound
 from metacrm.platform.invalidation import metadata_changed
-from metacrm.platform.systables import meta_documents, meta_stamp, meta_versions
+from metacrm.platform.systables import counters, meta_documents, meta_stamp, meta_versions
 
 ENTITY = "entity"
+ENTITY_STORAGE_COUNTER = "entity_storage_id"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,31 @@ def bump_stamp(conn: Connection) -> None:
     ).rowcount
     if not changed:
         conn.execute(meta_stamp.insert().values(id=1, stamp=1))
+
+
+def next_entity_storage_id(conn: Connection) -> int:
+    """A storage id no entity has had in this database (metadata/storage.py names indexes after
+    it). Taken in the caller's transaction: a rollback gives it back."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(counters)
+        .values(name=ENTITY_STORAGE_COUNTER, value=1)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": counters.c.value + 1})
+        .returning(counters.c.value)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def replace_current(conn: Connection, kind: str, name: str, document: dict[str, Any]) -> None:
+    """Rewrite the current document in place, without a new version: only for what the platform
+    itself keeps in a document and admins never see (storage ids given by an upgrade), so the
+    version an admin read stays the version to send back."""
+    conn.execute(
+        update(meta_documents)
+        .where(meta_documents.c.kind == kind, meta_documents.c.name == name)
+        .values(document=copy.deepcopy(document))
+    )
+    bump_stamp(conn)
 
 
 def load_all(conn: Connection, kind: str) -> list[StoredDocument]:
@@ -170,7 +199,9 @@ def version_document(conn: Connection, kind: str, name: str, version: int) -> di
 
 
 def diff_documents(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """What changed between two documents: top-level keys, and fields by name."""
+    """What changed between two documents: top-level keys, and fields by name (storage ids are
+    the platform's, not a change an admin made)."""
+    old, new = without_storage_ids(old), without_storage_ids(new)
     changed = sorted(
         k
         for k in set(old) | set(new)

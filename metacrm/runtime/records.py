@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, FromClause, Select, Table, bindparam, sele
 from sqlalchemy.exc import IntegrityError
 
 from metacrm.metadata.model import EntityDef
+from metacrm.metadata.storage import violated_unique_field
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_json, to_storage
 from metacrm.platform.clock import as_utc
 from metacrm.platform.errors import (
@@ -557,12 +558,10 @@ class RecordService:
         try:
             return statement()
         except IntegrityError as exc:
-            message = str(exc.orig)
-            names = [f.name for f in entity.fields if f.unique and f.name in message]
-            field_name = names[0] if names else ""
+            field = violated_unique_field(entity, exc)
             raise Conflict(
-                f"another {entity.name} already has this {field_name or 'value'}",
-                errors=[FieldError(field_name, "unique", "must be unique")] if names else None,
+                f"another {entity.name} already has this {field.name if field else 'value'}",
+                errors=[FieldError(field.name, "unique", "must be unique")] if field else None,
             ) from None
 
     def record_history(
