@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import ACCOUNT, Api, start_api
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, MetaData, Table, func, inspect, select, text
 from starlette.testclient import TestClient
 
 from metacrm.metadata import store
@@ -98,7 +98,8 @@ def table_rows(engine: Engine, name: str = "region") -> list[tuple[Any, ...]] | 
     if name not in inspect(engine).get_table_names():
         return None
     with reading(engine) as conn:
-        return [tuple(r) for r in conn.execute(text(f'SELECT * FROM "{name}" ORDER BY id'))]
+        table = Table(name, MetaData(), autoload_with=conn)
+        return [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))]
 
 
 def state(api: Api) -> dict[str, Any]:
