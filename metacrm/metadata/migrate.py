@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
 from metacrm.metadata.conversions import convert
 from metacrm.metadata.model import EntityDef, FieldDef
@@ -37,7 +38,7 @@ from metacrm.metadata.storage import (
     wants_unique,
 )
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_storage
-from metacrm.platform.errors import FieldError, Unprocessable
+from metacrm.platform.errors import Conflict, FieldError, Unprocessable
 
 SAMPLE_IDS = 5
 BATCH = 1000
@@ -248,8 +249,23 @@ class _Runner:
         """Metadata only: the column and its data stay until a purge."""
 
     _unhide_field = _hide_field
+    _hide_entity = _hide_field
     _check_values = _hide_field
     _check_required = _hide_field
+
+    def _drop_table(self, _op: Operation) -> None:
+        """Its indexes go with it. Inside the caller's transaction, as every operation here:
+        a later failure brings table and rows back."""
+        try:
+            self.ops.drop_table(self.table)
+        except DBAPIError as error:
+            # Something outside metacrm depends on the table (a view, a foreign key).
+            lines = str(error.orig or error).strip().splitlines()
+            reason = " ".join(line.strip() for line in lines if not line.startswith("HINT"))
+            raise Conflict(
+                f"the database refused to drop table {self.table!r}: {reason}; "
+                "remove what depends on it first"
+            ) from error
 
     def _drop_column(self, op: Operation) -> None:
         assert op.field is not None

@@ -51,6 +51,8 @@ class Operation:
             f"{self.field and self.field.type}",
             "check_values": f"check existing values of {name} against its new definition",
             "check_required": f"check {name} has a value on every row",
+            "hide_entity": "hide the entity (its table and records are kept)",
+            "drop_table": "drop the table and its records for good",
         }[self.kind]
 
     def as_json(self) -> dict[str, Any]:
@@ -62,6 +64,10 @@ class Operation:
         return out
 
 
+# Operations that change the metadata and leave the table as it is.
+_METADATA_ONLY = ("hide_field", "unhide_field", "hide_entity")
+
+
 @dataclass
 class Plan:
     entity: EntityDef
@@ -70,7 +76,7 @@ class Plan:
 
     @property
     def changes_schema(self) -> bool:
-        return any(op.kind not in ("hide_field", "unhide_field") for op in self.operations)
+        return any(op.kind not in _METADATA_ONLY for op in self.operations)
 
     def as_json(self) -> dict[str, Any]:
         return {"entity": self.entity.name, "operations": [op.as_json() for op in self.operations]}
@@ -201,6 +207,13 @@ def plan_purge(current: dict[str, Any], name: str) -> Plan:
         plan.operations.extend(_index_ops(target, None))
         plan.operations.append(Operation("drop_column", target))
     return plan
+
+
+def plan_remove(current: dict[str, Any], *, purge: bool) -> Plan:
+    """Take an entity away: hide it (table and records kept, restorable) or, with `purge`, drop
+    its table for good. What depends on the entity is the caller's to refuse first."""
+    entity = EntityDef.from_doc(copy.deepcopy(current))
+    return Plan(entity, [Operation("drop_table" if purge else "hide_entity")])
 
 
 def _field_change(plan: Plan, i: int, old: FieldDef, new: FieldDef) -> None:

@@ -20,6 +20,8 @@ from metacrm.platform.systables import counters, meta_documents, meta_stamp, met
 
 ENTITY = "entity"
 ENTITY_STORAGE_COUNTER = "entity_storage_id"
+# The version actions that take a document away: a delete can be undone, a purge is final.
+DELETE, PURGE = "delete", "purge"
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ def save(
     """Store a new version as current and in history; returns its number. The caller's
     transaction makes this atomic with the schema change it describes."""
     previous = get(conn, kind, name)
+    # A document brought back after a deletion differs from what was deleted, not from nothing.
+    basis = previous or removed(conn, kind, name)
     version = _last_version(conn, kind, name) + 1
     now = utcnow()
     document = copy.deepcopy(document)
@@ -122,7 +126,7 @@ def save(
             version=version,
             action=action,
             document=document,
-            diff=diff_documents(previous.document if previous else {}, document),
+            diff=diff_documents(basis.document if basis else {}, document),
             created_at=now,
             created_by=author,
         )
@@ -140,19 +144,28 @@ def save(
     return version
 
 
-def remove(conn: Connection, kind: str, name: str, *, author: str | None) -> None:
-    """Delete the current document; its history stays, with the deletion as its last entry."""
-    previous = get(conn, kind, name)
+# What a removal records in its version's diff.
+_REMOVAL_DIFF = {DELETE: {"deleted": True}, PURGE: {"purged": True}}
+
+
+def remove(
+    conn: Connection, kind: str, name: str, *, author: str | None, action: str = DELETE
+) -> int:
+    """Delete the current document; its history stays, with the removal as its last entry (the
+    document as it was), whose number is returned. A purge also takes a document that was
+    deleted before: the name is then free for a new document."""
+    previous = get(conn, kind, name) or (removed(conn, kind, name) if action == PURGE else None)
     if previous is None:
         raise NotFound(f"no {kind} named {name!r}")
+    version = _last_version(conn, kind, name) + 1
     conn.execute(
         meta_versions.insert().values(
             kind=kind,
             name=name,
-            version=_last_version(conn, kind, name) + 1,
-            action="delete",
+            version=version,
+            action=action,
             document=previous.document,
-            diff={"deleted": True},
+            diff=_REMOVAL_DIFF[action],
             created_at=utcnow(),
             created_by=author,
         )
@@ -161,6 +174,23 @@ def remove(conn: Connection, kind: str, name: str, *, author: str | None) -> Non
         delete(meta_documents).where(meta_documents.c.kind == kind, meta_documents.c.name == name)
     )
     bump_stamp(conn)
+    return version
+
+
+def removed(conn: Connection, kind: str, name: str) -> StoredDocument | None:
+    """A document deleted and not brought back since: its last version, the deletion, with the
+    document as it was. None when the name is current, was purged, or never existed."""
+    if get(conn, kind, name) is not None:
+        return None
+    row = conn.execute(
+        select(meta_versions.c.version, meta_versions.c.action, meta_versions.c.document)
+        .where(meta_versions.c.kind == kind, meta_versions.c.name == name)
+        .order_by(meta_versions.c.version.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.action != DELETE:
+        return None
+    return StoredDocument(kind, name, row.version, copy.deepcopy(row.document))
 
 
 def _last_version(conn: Connection, kind: str, name: str) -> int:

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from metacrm.metadata.planner import Operation, Plan, plan_change, plan_create, plan_purge
+from metacrm.metadata.planner import (
+    Operation,
+    Plan,
+    plan_change,
+    plan_create,
+    plan_purge,
+    plan_remove,
+)
 
 
 def stored(*fields: dict[str, Any], hidden: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
@@ -718,3 +725,17 @@ def test_an_entity_stored_before_ids_gets_none_from_a_change() -> None:
     )
     assert "storage" not in plan.entity.doc
     assert all("storage_id" not in f for f in plan.entity.doc["fields"])
+
+
+def test_deleting_an_entity_hides_it_and_only_a_purge_drops_its_table() -> None:
+    current = stored({"name": "amount", "type": "integer"}, hidden=({"name": "x", "type": "text"},))
+    before = copy.deepcopy(current)
+    soft, purge = plan_remove(current, purge=False), plan_remove(current, purge=True)
+    assert kinds(soft) == [("hide_entity", "")] and not soft.changes_schema
+    assert kinds(purge) == [("drop_table", "")] and purge.changes_schema
+    assert soft.entity.name == purge.entity.name == "deal" and not soft.errors
+    assert [f.name for f in purge.entity.hidden_fields] == ["x"]
+    assert purge.as_json()["operations"] == [
+        {"op": "drop_table", "description": "drop the table and its records for good"}
+    ]
+    assert current == before

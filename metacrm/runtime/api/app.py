@@ -42,6 +42,8 @@ ROUTES = [
     ("POST", f"{V1}/meta/entities", meta.create_entity),
     ("GET", f"{V1}/meta/entities/{{name}}", meta.get_entity),
     ("PUT", f"{V1}/meta/entities/{{name}}", meta.replace_entity),
+    ("DELETE", f"{V1}/meta/entities/{{name}}", meta.delete_entity),
+    ("POST", f"{V1}/meta/entities/{{name}}/restore", meta.restore_entity),
     ("POST", f"{V1}/meta/entities/{{name}}/fields", meta.add_field),
     ("PATCH", f"{V1}/meta/entities/{{name}}/fields/{{field}}", meta.change_field),
     ("DELETE", f"{V1}/meta/entities/{{name}}/fields/{{field}}", meta.delete_field),

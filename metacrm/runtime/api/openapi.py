@@ -217,6 +217,18 @@ def _meta_paths() -> dict[str, Any]:
                 "parameters": [_query("dry_run", {"type": "boolean"}, "Plan only")],
                 "responses": ok,
             },
+            "delete": {
+                "operationId": "delete_entity",
+                "tags": tags,
+                "parameters": [
+                    _query("purge", {"type": "boolean"}, "Drop the table and records for good")
+                ],
+                "responses": {**ok, "422": _problem("Other metadata uses the entity")},
+            },
+        },
+        "/api/v1/meta/entities/{name}/restore": {
+            "parameters": [name],
+            "post": {"operationId": "restore_entity", "tags": tags, "responses": ok},
         },
         "/api/v1/meta/entities/{name}/fields": {
             "parameters": [name],
