@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -72,13 +72,14 @@ class Api:
         return response.json()
 
 
-def start_api(url: str) -> Api:
+def start_api(url: str, settings: Settings | None = None) -> Api:
+    """`settings` (its database_url is replaced by `url`) tunes the app, e.g. sign-in limits."""
     engine = make_engine(url)
     install(engine)
     with writing(engine) as conn:
         admin = create_user(conn, email=ADMIN_EMAIL, password="admin-password", is_admin=True)
         token = create_token(conn, admin)
-    app = build_app(Settings(database_url=url), engine)
+    app = build_app(replace(settings or Settings(), database_url=url), engine)
     return Api(TestClient(app, raise_server_exceptions=False), engine, url, token)
 
 

@@ -16,7 +16,9 @@ from starlette.requests import Request
 
 from metacrm.platform.db import reading, writing
 from metacrm.platform.errors import Forbidden, Unauthorized
+from metacrm.platform.ratelimit import make_limiter
 from metacrm.platform.settings import Settings
+from metacrm.platform.signin import SignInPolicy
 from metacrm.platform.users import User, authenticate
 from metacrm.runtime.catalog import Catalog, CatalogCache
 from metacrm.runtime.records import RecordService
@@ -39,6 +41,9 @@ class Runtime:
     def __init__(self, settings: Settings, engine: Engine, secret: str) -> None:
         self.settings, self.engine, self.secret = settings, engine, secret
         self.catalogs = CatalogCache()
+        # Shared with every process through Redis when configured (sign-in limits).
+        self.limiter = make_limiter(settings.redis_url)
+        self.signin_policy = SignInPolicy.from_settings(settings)
 
     async def run(
         self,
