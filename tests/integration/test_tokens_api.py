@@ -166,6 +166,7 @@ def test_an_unknown_email_costs_as_much_as_a_wrong_password(sqlite_api: Api) -> 
         {"email": ANN + "\x00", "password": ANN_PASSWORD},
         {"email": ANN, "password": ANN_PASSWORD, "name": "x" * 201},
         {"email": ANN, "password": ANN_PASSWORD, "name": ""},
+        {"email": ANN, "password": ANN_PASSWORD, "name": "  "},
     ],
     ids=[
         "not-an-object",
@@ -177,6 +178,7 @@ def test_an_unknown_email_costs_as_much_as_a_wrong_password(sqlite_api: Api) -> 
         "nul",
         "long-name",
         "empty-name",
+        "blank-name",
     ],
 )
 def test_a_malformed_sign_in_is_a_422_and_uses_up_no_attempt(sqlite_crm: Api, body: Any) -> None:

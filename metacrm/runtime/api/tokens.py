@@ -37,7 +37,7 @@ def _credentials(body: Any) -> tuple[str, str, str]:
         value = body.get(key)
         if key == "name" and value is None:
             continue
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not (value.strip() if key == "name" else value):
             errors.append(FieldError(key, "required", "must be a non-empty text"))
         elif "\x00" in value or not _encodable(value):
             errors.append(FieldError(key, "text", "must be UTF-8 text without NUL"))
