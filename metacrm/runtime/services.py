@@ -20,7 +20,9 @@ from metacrm.platform.clock import utcnow
 from metacrm.platform.install import SECRET_KEY, stored_setting
 from metacrm.platform.invalidation import announce_after_commit
 from metacrm.platform.queues import start_queue
+from metacrm.platform.ratelimit import make_limiter
 from metacrm.platform.settings import Settings
+from metacrm.platform.signin import SignInPolicy
 from metacrm.platform.tasks import TaskQueue
 from metacrm.platform.users import User
 from metacrm.runtime.catalog import Catalog, CatalogCache
@@ -50,6 +52,9 @@ class Services:
         self._queue: TaskQueue | None = queue
         self._owns_queue = queue is None
         self._lock = threading.Lock()
+        # Sign-in attempts are counted across processes through Redis when configured.
+        self.limiter = make_limiter(settings.redis_url)
+        self.signin_policy = SignInPolicy.from_settings(settings)
 
     @property
     def secret(self) -> str:

@@ -118,19 +118,21 @@ class RecordingQueue:
 
 def start_api(
     url: str,
+    settings: Settings | None = None,
     *,
     registry: RuntimeRegistry | None = None,
     clock: Any = None,
     queue: TaskQueue | None = None,
 ) -> Api:
-    """A fresh metacrm over the database at `url`; `registry` replaces the built-in behaviour,
+    """A fresh metacrm over the database at `url`: `settings` (its database_url is replaced by
+    `url`) tunes the app, e.g. sign-in limits; `registry` replaces the built-in behaviour,
     `clock` the services' clock (tests that control time), `queue` their task queue."""
     engine = make_engine(url)
     install(engine)
     with writing(engine) as conn:
         admin = create_user(conn, email=ADMIN_EMAIL, password="admin-password", is_admin=True)
         token = create_token(conn, admin)
-    settings = Settings(database_url=url)
+    settings = replace(settings or Settings(), database_url=url)
     services = build_services(
         settings, engine, registry=registry, clock=clock or utcnow, queue=queue
     )

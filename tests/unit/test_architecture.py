@@ -142,15 +142,32 @@ def _systable_names(tree: ast.Module) -> set[str]:
 
 
 def _aliases(tree: ast.Module, systables: set[str]) -> set[str]:
-    """Local names bound to a system table (`table = record_shares`)."""
+    """Local names bound to a system table: `table = record_shares`, or the loop variable of
+    `for table in SOME` where SOME is a tuple or list of system tables."""
     aliases = set(systables)
+    collections: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        names = {t.id for t in targets if isinstance(t, ast.Name)}
+        if isinstance(node.value, ast.Name) and node.value.id in aliases:
+            aliases.update(names)
+        elif isinstance(node.value, ast.Tuple | ast.List) and all(
+            isinstance(e, ast.Name) and e.id in systables for e in node.value.elts
+        ):
+            collections.update(names)
     for node in ast.walk(tree):
         if (
-            isinstance(node, ast.Assign)
-            and isinstance(node.value, ast.Name)
-            and node.value.id in aliases
+            isinstance(node, ast.For)
+            and isinstance(node.iter, ast.Name)
+            and node.iter.id in collections
+            and isinstance(node.target, ast.Name)
         ):
-            aliases.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            aliases.add(node.target.id)
     return aliases
 
 
@@ -206,7 +223,10 @@ def test_the_write_scanner_sees_writes_to_record_tables() -> None:
         "from sqlalchemy import update as change, insert\n"
         "from metacrm.platform.systables import events\n"
         "log = events\n"
+        "KEPT: tuple = (events,)\n"
         "def f(conn, catalog, table):\n"
+        "    for kept in KEPT:\n"
+        "        conn.execute(kept.delete())\n"
         "    conn.execute(change(catalog.table('deal')).values(x=1))\n"
         "    conn.execute(table.insert())\n"
         "    conn.execute(insert(log))\n"
@@ -220,9 +240,9 @@ def test_the_write_scanner_sees_writes_to_record_tables() -> None:
     finally:
         path.unlink()
     assert [(w.line, w.target) for w in found] == [
-        (5, "catalog.table('deal')"),
-        (6, "table"),
-        (9, "raw SQL 'DELETE FROM deal'"),
+        (8, "catalog.table('deal')"),
+        (9, "table"),
+        (12, "raw SQL 'DELETE FROM deal'"),
     ]
 
 

@@ -27,6 +27,7 @@ from metacrm.runtime.api import (
     pipelines,
     records,
     roles,
+    tokens,
     webhooks,
 )
 from metacrm.runtime.api.context import Runtime
@@ -77,6 +78,9 @@ ROUTES = [
     ("DELETE", f"{V1}/org-units/{{id}}", directory.delete_org_unit),
     ("GET", f"{V1}/me", directory.me),
     ("GET", f"{V1}/me/permissions", directory.my_permissions),
+    ("POST", f"{V1}/tokens", tokens.create_token),
+    ("GET", f"{V1}/tokens", tokens.list_tokens),
+    ("DELETE", f"{V1}/tokens/{{id}}", tokens.delete_token),
     ("GET", f"{V1}/webhooks", webhooks.list_webhooks),
     ("POST", f"{V1}/webhooks", webhooks.create_webhook),
     ("GET", f"{V1}/webhooks/{{id}}", webhooks.get_webhook),

@@ -11,11 +11,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from metacrm.platform.errors import Forbidden, Unauthorized
+from metacrm.platform.ratelimit import RateLimiter
+from metacrm.platform.signin import SignInPolicy
 from metacrm.platform.users import authenticate
 from metacrm.runtime.context import RequestContext
 from metacrm.runtime.records import RecordService
@@ -41,6 +43,18 @@ class Runtime:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+
+    @property
+    def engine(self) -> Engine:
+        return self.services.engine
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.services.limiter
+
+    @property
+    def signin_policy(self) -> SignInPolicy:
+        return self.services.signin_policy
 
     async def run(
         self,
