@@ -113,6 +113,8 @@ class Records(Protocol):
 
     def with_catalog(self, catalog: Catalog) -> Records: ...
 
+    def for_user(self, user: User) -> Records: ...
+
     def update_many(
         self,
         entity_name: str,

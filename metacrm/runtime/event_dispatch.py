@@ -20,7 +20,8 @@ from sqlalchemy import select, update
 from metacrm.platform.events import DISPATCH_TASK, Event
 from metacrm.platform.systables import events, webhook_deliveries
 from metacrm.runtime.context import RequestContext
-from metacrm.runtime.notifications import notify
+from metacrm.runtime.notifications import notify, record_caption
+from metacrm.runtime.records import RecordService
 from metacrm.runtime.registry import RuntimeRegistry
 from metacrm.runtime.services import Services
 from metacrm.runtime.webhooks import (
@@ -99,16 +100,16 @@ def _assignee(event: Event) -> str | None:
 
 
 def _notify_assignment(ctx: RequestContext, event: Event, assignee: str) -> None:
-    entity = ctx.catalog.find(event.entity or "")
-    noun = entity.label.get("en", entity.name) if entity else event.entity
-    record = event.payload.get("record") or {}
-    title = record.get(entity.title_field) if entity and entity.title_field else None
+    if event.entity is None or event.record_id is None:
+        return
+    records = RecordService(ctx)
+    caption = record_caption(records, event.entity, event.record_id, assignee)
     notify(
         ctx.conn,
         [assignee],
         "record.assigned",
-        f"{noun} assigned to you: {title or event.record_id}",
-        str(record.get("id", "")),
+        f"Assigned to you: {caption}",
+        f"{caption} is yours now",
         entity=event.entity,
         record_id=event.record_id,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from metacrm.runtime.approvals import run_escalations
+from metacrm.runtime.records import RecordService
 from metacrm.runtime.registry import RuntimeRegistry
 from metacrm.runtime.services import Services
 
@@ -17,4 +18,4 @@ def register(registry: RuntimeRegistry) -> None:
 def escalate(services: Services) -> None:
     """Remind approvers whose step is past its SLA; hand overdue steps to their managers."""
     with services.writing() as conn:
-        run_escalations(services.system_context(conn))
+        run_escalations(RecordService(services.system_context(conn)))

@@ -5,15 +5,17 @@ periodic job also emails them (runtime/notification_email.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
 from metacrm.platform.clock import iso_utc, utcnow
-from metacrm.platform.errors import NotFound
+from metacrm.platform.errors import MetacrmError, NotFound
 from metacrm.platform.ids import new_id
 from metacrm.platform.systables import notifications
+from metacrm.platform.users import get_user
+from metacrm.runtime.context import Records
 
 inbox = notifications.c
 
@@ -46,6 +48,53 @@ def notify(
     if rows:
         conn.execute(notifications.insert(), rows)
     return [r["id"] for r in rows]
+
+
+def record_caption(records: Records, entity_name: str, record_id: str, reader_id: str) -> str:
+    """How a notification names a record to its reader: the entity's label and the record's
+    title (Opportunity “Acme renewal”) when the reader may read it — a title is record data —
+    else the label alone."""
+    entity = records.ctx.catalog.find(entity_name)
+    if entity is None:
+        return entity_name
+    noun = entity.label.get("en") or entity.name
+    if not entity.title_field:
+        return noun
+    try:
+        reader = records.for_user(get_user(records.ctx.conn, reader_id))
+        title = reader.get(entity.name, record_id, fields=[entity.title_field]).get(
+            entity.title_field
+        )
+    except MetacrmError:
+        return noun
+    return f"{noun} “{title}”" if title not in (None, "") else noun
+
+
+def notify_each(
+    records: Records,
+    user_ids: Iterable[str],
+    kind: str,
+    title: str,
+    body: Callable[[str], str],
+    *,
+    entity: str,
+    record_id: str,
+) -> list[str]:
+    """One notification per user about a record, its body naming the record as that user may
+    see it (`body(caption)`)."""
+    made = []
+    for user_id in dict.fromkeys(user_ids):
+        caption = record_caption(records, entity, record_id, user_id)
+        made += notify(
+            records.ctx.conn,
+            [user_id],
+            kind,
+            title,
+            body(caption),
+            entity=entity,
+            record_id=record_id,
+        )
+    return made
 
 
 def notification_json(row: Any) -> dict[str, Any]:

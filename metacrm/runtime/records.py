@@ -34,6 +34,7 @@ from metacrm.platform.errors import (
 )
 from metacrm.platform.ids import is_valid_id, new_id
 from metacrm.platform.systables import record_history, users
+from metacrm.platform.users import User
 from metacrm.runtime import listing
 from metacrm.runtime.autonumber import next_autonumber
 from metacrm.runtime.catalog import Catalog
@@ -76,6 +77,11 @@ class RecordService:
     def elevated(self) -> RecordService:
         """The same caller acting for a process (see RequestContext.elevated)."""
         return RecordService(self.ctx.elevated())
+
+    def for_user(self, user: User) -> RecordService:
+        """Another user in the same transaction: what they may read and do (a notification
+        names a record to its reader only if they may read it)."""
+        return RecordService(replace(self.ctx, user=user))
 
     def with_catalog(self, catalog: Catalog) -> RecordService:
         """The same caller over another metadata snapshot: one a metadata change made in this

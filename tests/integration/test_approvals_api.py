@@ -411,9 +411,20 @@ def test_the_inbox_lists_my_tasks_with_record_titles_where_i_may_read(world: Wor
     ]
     assert mine[0]["process"] == "discount" and mine[0]["entity"] == "deal"
     assert mine[0]["record_id"] == deal["id"]
+    # Notifications name the record by its title to whoever may read it, by its kind alone to
+    # an approver who may not (a title is record data), and never by its id.
+    [to_manager] = world.notifications("mgr", "approval.assigned")
+    [to_outsider] = world.notifications("outsider", "approval.assigned")
+    assert to_manager["body"] == "Step Review for Deal “Acme renewal”"
+    assert to_outsider["body"] == "Step Review for Deal"
+    assert deal["id"] not in to_manager["body"] + to_outsider["body"]
+    # The item's id is what the decision endpoints take; its task is named apart.
+    assert mine[0]["id"] == approval["id"]
+    [task] = [t for t in approval["tasks"] if t["approver"] == world.ids["mgr"]]
+    assert mine[0]["task"] == task["id"] != approval["id"]
     hidden = world.get("outsider", APPROVALS).json()["data"]
     assert [(t["record_id"], t["record_title"]) for t in hidden] == [(deal["id"], None)]
-    world.answer("outsider", approval["id"])
+    world.answer("outsider", hidden[0]["id"])  # decided straight from the inbox item
     assert world.get("mgr", APPROVALS).json()["data"] == []
     cancelled = world.get("mgr", APPROVALS, params={"status": "all"}).json()["data"]
     assert [t["status"] for t in cancelled] == ["cancelled"]

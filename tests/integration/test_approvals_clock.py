@@ -23,6 +23,7 @@ from metacrm.platform.db import writing
 from metacrm.platform.systables import approval_log
 from metacrm.platform.users import get_user
 from metacrm.runtime import approvals
+from metacrm.runtime.records import RecordService
 
 assert world  # the fixture, imported for pytest
 
@@ -43,7 +44,7 @@ def submit_at(world: World, who: str, deal_id: str, process: str, now: datetime)
 def escalate(world: World, now: datetime) -> dict[str, int]:
     with world.api.services.writing() as conn:
         ctx = world.api.services.system_context(conn)
-        return approvals.run_escalations(replace(ctx, now=now))
+        return approvals.run_escalations(RecordService(replace(ctx, now=now)))
 
 
 def approval(world: World, approval_id: str) -> dict[str, Any]:

@@ -121,9 +121,21 @@ def test_the_inbox_needs_a_signed_in_user(api: Api) -> None:
     assert api.client.get(INBOX, headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
+READS_OWN_ACCOUNTS = {
+    "name": "rep",
+    "label": {"en": "Rep"},
+    "entities": {"account": {"actions": {"read": "own"}}},
+}
+
+
+def rep_who_reads_own_accounts(api: Api) -> str:
+    assert api.post(f"{V1}/meta/roles", READS_OWN_ACCOUNTS).status_code == 201
+    return api.new_user("rep@example.com", roles=("rep",))
+
+
 def test_a_record_created_for_someone_else_lands_in_their_inbox(api: Api) -> None:
     api.make_entity(ACCOUNT)
-    rep = api.new_user("rep@example.com")
+    rep = rep_who_reads_own_accounts(api)
     rep_id = user_id(api, rep)
     created = api.post(f"{RECORDS}/account", {"name": "Acme", "owner": rep_id})
     assert created.status_code == 201, created.text
@@ -132,15 +144,27 @@ def test_a_record_created_for_someone_else_lands_in_their_inbox(api: Api) -> Non
     [assigned] = inbox(api, rep)["data"]
     assert assigned["kind"] == "record.assigned"
     assert (assigned["entity"], assigned["record_id"]) == ("account", created.json()["id"])
-    assert "Acme" in assigned["title"] and "Account" in assigned["title"]
+    assert assigned["title"] == "Assigned to you: Account “Acme”"
+    assert created.json()["id"] not in assigned["title"] + assigned["body"]
     assert inbox(api, api.token)["data"] == []
+
+
+def test_an_assignee_who_may_not_read_the_record_is_not_told_its_title(api: Api) -> None:
+    api.make_entity(ACCOUNT)
+    nobody = api.new_user("nobody@example.com")  # no role: reads no account
+    created = api.post(f"{RECORDS}/account", {"name": "Secret deal", "owner": user_id(api, nobody)})
+    assert created.status_code == 201, created.text
+    drain(api)
+    [assigned] = inbox(api, nobody)["data"]
+    assert assigned["title"] == "Assigned to you: Account"
+    assert "Secret" not in assigned["title"] + assigned["body"]
 
 
 def test_a_record_handed_to_someone_else_lands_in_their_inbox_but_not_the_reverse(
     api: Api,
 ) -> None:
     api.make_entity(ACCOUNT)
-    rep = api.new_user("rep@example.com")
+    rep = rep_who_reads_own_accounts(api)
     rep_id = user_id(api, rep)
     record = api.post(f"{RECORDS}/account", {"name": "Acme"}).json()
     drain(api)
@@ -154,5 +178,6 @@ def test_a_record_handed_to_someone_else_lands_in_their_inbox_but_not_the_revers
     assert handed.status_code == 200, handed.text
     drain(api)
     [assigned] = inbox(api, rep)["data"]
-    assert assigned["record_id"] == record["id"] and "Acme Corp" in assigned["title"]
+    assert assigned["record_id"] == record["id"]
+    assert assigned["title"] == "Assigned to you: Account “Acme Corp”"
     assert inbox(api, api.token)["data"] == []

@@ -20,7 +20,7 @@ from metacrm.runtime.approvals.approvers import role_holders
 from metacrm.runtime.approvals.conditions import stored_record
 from metacrm.runtime.approvals.instances import Approval
 from metacrm.runtime.context import Records
-from metacrm.runtime.notifications import notify
+from metacrm.runtime.notifications import notify_each
 
 NOTICE = "approval.notice"
 
@@ -82,13 +82,12 @@ def _notify(
     recipients = recipients_of(records, entity, approval, action["to"])
     message = action["message"]
     title = message.get("en") or next(iter(message.values()))
-    body = f"{approval.process.title}: {entity.name} {approval.record_id}"
-    notify(
-        records.ctx.conn,
+    notify_each(
+        records,
         recipients,
         NOTICE,
         title,
-        body,
+        lambda record: f"{approval.process.title}: {record}",
         entity=entity.name,
         record_id=approval.record_id,
     )

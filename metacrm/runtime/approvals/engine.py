@@ -33,7 +33,7 @@ from metacrm.runtime.approvals.transitions import (
 )
 from metacrm.runtime.context import Records
 from metacrm.runtime.events import publish
-from metacrm.runtime.notifications import notify
+from metacrm.runtime.notifications import notify_each
 
 # The process actions that run when an approval ends so.
 FINAL_MOMENTS = {APPROVED: "on_approve", REJECTED: "on_reject"}
@@ -140,12 +140,13 @@ def task_holders(conn: Connection, named: list[str], now: datetime) -> dict[str,
 def notify_assigned(
     records: Records, approval: Approval, step: StepDef, holders: list[str]
 ) -> None:
-    notify(
-        records.ctx.conn,
+    step_label = step.label.get("en", step.name)
+    notify_each(
+        records,
         holders,
         "approval.assigned",
         f"Approval needed: {approval.process.title}",
-        f"Step {step.label.get('en', step.name)} for {approval.entity} {approval.record_id}",
+        lambda record: f"Step {step_label} for {record}",
         entity=approval.entity,
         record_id=approval.record_id,
     )
@@ -202,12 +203,12 @@ def finish(records: Records, approval: Approval, outcome: str) -> Approval:
     approval = instances.save_state(conn, approval, status=outcome, finished_at=now)
     instances.log(conn, approval, outcome_action(outcome), at=now, by=records.ctx.user.id)
     publish_event(records, approval, outcome)
-    notify(
-        conn,
+    notify_each(
+        records,
         [approval.submitted_by],
         f"approval.{outcome}",
         f"{approval.process.title}: {outcome}",
-        f"{approval.entity} {approval.record_id}",
+        lambda record: f"{record} was {outcome}",
         entity=approval.entity,
         record_id=approval.record_id,
     )
@@ -241,12 +242,12 @@ def recall(records: Records, approval_id: str, comment: str | None = None) -> Ap
         comment=comment,
     )
     publish_event(records, approval, RECALLED, comment=comment)
-    notify(
-        records.ctx.conn,
+    notify_each(
+        records,
         holders,
         "approval.recalled",
         f"{approval.process.title}: recalled",
-        f"{approval.entity} {approval.record_id}",
+        lambda record: f"{record} was recalled by its submitter",
         entity=approval.entity,
         record_id=approval.record_id,
     )

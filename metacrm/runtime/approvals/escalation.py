@@ -21,13 +21,15 @@ from metacrm.runtime.approvals.delegations import delegate_for
 from metacrm.runtime.approvals.handover import hand_over
 from metacrm.runtime.approvals.instances import Approval, Task
 from metacrm.runtime.approvals.transitions import PENDING
-from metacrm.runtime.context import RequestContext
-from metacrm.runtime.notifications import notify
+from metacrm.runtime.context import Records
+from metacrm.runtime.notifications import notify_each
 
 NOT_ESCALATED = "escalation_failed"
 
 
-def run_escalations(ctx: RequestContext) -> dict[str, int]:
+def run_escalations(records: Records) -> dict[str, int]:
+    """In `records`' context (the platform's, at the clock's `now`): remind and escalate."""
+    ctx = records.ctx
     conn, now = ctx.conn, ctx.now
     counts = {"reminded": 0, "escalated": 0, "not_escalated": 0}
     for approval_id in _pending_approvals(conn):
@@ -40,13 +42,13 @@ def run_escalations(ctx: RequestContext) -> dict[str, int]:
                 continue
             after = step.escalate_after_hours
             if after is not None and task.assigned_at + timedelta(hours=after) <= now:
-                outcome = _escalate(ctx, approval, task)
+                outcome = _escalate(records, approval, task)
                 counts[outcome] += 1
                 if outcome == "escalated":
                     continue
             # Not escalated (not yet, or nobody to escalate to): a reminder is still due once.
             if task.due_at is not None and task.due_at <= now and task.reminded_at is None:
-                counts["reminded"] += _remind(conn, approval, task, now)
+                counts["reminded"] += _remind(records, approval, task)
     return counts
 
 
@@ -61,15 +63,16 @@ def _pending_approvals(conn: Connection) -> list[str]:
     return sorted(conn.execute(stmt).scalars())
 
 
-def _remind(conn: Connection, approval: Approval, task: Task, now: datetime) -> int:
+def _remind(records: Records, approval: Approval, task: Task) -> int:
+    conn, now = records.ctx.conn, records.ctx.now
     if not instances.mark_reminded(conn, task.id, now):
         return 0
-    notify(
-        conn,
+    notify_each(
+        records,
         [task.approver_id],
         "approval.reminder",
         f"Reminder: approval needed: {approval.process.title}",
-        f"{approval.entity} {approval.record_id} has waited past its deadline",
+        lambda record: f"{record} has waited past its deadline",
         entity=approval.entity,
         record_id=approval.record_id,
     )
@@ -77,8 +80,8 @@ def _remind(conn: Connection, approval: Approval, task: Task, now: datetime) -> 
     return 1
 
 
-def _escalate(ctx: RequestContext, approval: Approval, task: Task) -> str:
-    conn, now = ctx.conn, ctx.now
+def _escalate(records: Records, approval: Approval, task: Task) -> str:
+    conn, now = records.ctx.conn, records.ctx.now
     manager = manager_of(conn, task.approver_id)
     if manager is not None and not _is_active(conn, manager):
         manager = None
@@ -88,7 +91,7 @@ def _escalate(ctx: RequestContext, approval: Approval, task: Task) -> str:
         return "not_escalated"
     try:
         claimed = instances.claim(conn, approval.id)
-        hand_over(ctx, claimed, task, target, by=None, action="escalated")
+        hand_over(records, claimed, task, target, by=None, action="escalated")
     except Conflict as conflict:
         _log_once(conn, approval, task, now, conflict.detail)
         return "not_escalated"

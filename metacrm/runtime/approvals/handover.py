@@ -11,13 +11,13 @@ from metacrm.platform.systables import users
 from metacrm.runtime.approvals import instances
 from metacrm.runtime.approvals.instances import Approval, Task
 from metacrm.runtime.approvals.transitions import PENDING, REASSIGNED
-from metacrm.runtime.context import Records, RequestContext
+from metacrm.runtime.context import Records
 from metacrm.runtime.events import publish
-from metacrm.runtime.notifications import notify
+from metacrm.runtime.notifications import notify_each
 
 
 def hand_over(
-    ctx: RequestContext,
+    records: Records,
     approval: Approval,
     task: Task,
     to: str,
@@ -28,6 +28,7 @@ def hand_over(
 ) -> str:
     """Move a pending task of a claimed approval to `to`; returns the new task's id. `by` is
     who did it (None: the clock)."""
+    ctx = records.ctx
     conn, now = ctx.conn, ctx.now
     step = approval.current_step
     if step is None or task.step != step.index or task.status != PENDING:
@@ -75,13 +76,13 @@ def hand_over(
         actor=by,
     )
     kind = "approval.escalated" if action == "escalated" else "approval.assigned"
-    notify(
-        conn,
+    step_label = step.label.get("en", step.name)
+    notify_each(
+        records,
         [to],
         kind,
         f"Approval needed: {approval.process.title}",
-        f"Step {step.label.get('en', step.name)} for {approval.entity} {approval.record_id}"
-        f" ({action} from {task.approver_id})",
+        lambda record: f"Step {step_label} for {record} ({action} from {task.approver_id})",
         entity=approval.entity,
         record_id=approval.record_id,
     )
@@ -125,7 +126,7 @@ def reassign(
     if task is None:
         raise Conflict(f"{source} holds no pending task of the current step")
     hand_over(
-        records.ctx,
+        records,
         approval,
         task,
         to,

@@ -109,9 +109,13 @@ def inbox(records: Records, user_id: str, status: str) -> list[dict[str, Any]]:
         if approval is None:
             approval = loaded[row.approval_id] = instances.load(records.ctx.conn, row.approval_id)
         task = instances.task_from_row(row)
+        # The item's id is the approval's, which approve, reject and reassign take; the task's
+        # own id is `task`.
         items.append(
             {
                 **task_json(approval, task),
+                "id": approval.id,
+                "task": task.id,
                 "approval": approval.id,
                 "approval_status": approval.status,
                 "process": approval.process.name,
