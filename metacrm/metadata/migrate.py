@@ -360,6 +360,20 @@ class _Runner:
         return build_table(self.entity, MetaData())
 
 
+def fill_column(conn: Connection, table: Table, column: str, values: dict[str, Any]) -> None:
+    """Give rows (by id) a value in a column a migration just added and leaves empty, such as a
+    pipeline's `stage_entered_at` taken from each record's history: part of the schema change,
+    in its transaction, not a change of the records."""
+    if not values:
+        return
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"), table.c[column].is_(None))
+        .values({column: bindparam("value")})
+    )
+    conn.execute(stmt, [{"row_id": k, "value": v} for k, v in values.items()])
+
+
 def _batches(rows: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]

@@ -4,13 +4,25 @@ who may read it and who may plan."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from conftest import Api
 from sqlalchemy import select, update
-from test_pipelines_common import DEALS, V1, errors, move, new_deal, setup, user_id
+from test_pipelines_common import (
+    DEALS,
+    PIPELINES,
+    SALES,
+    V1,
+    errors,
+    move,
+    new_deal,
+    setup,
+    user_id,
+)
 
+from metacrm.platform.clock import as_utc
 from metacrm.platform.db import reading, writing
-from metacrm.platform.systables import stage_history, stage_plans
+from metacrm.platform.systables import record_history, stage_history, stage_plans
 
 REP_ROLE = {
     "name": "rep",
@@ -137,3 +149,67 @@ def test_days_in_stage_on_the_timeline_counts_calendar_days(api: Api) -> None:
     with writing(api.engine) as conn:
         conn.execute(update(stage_history).values(entered_at=datetime.now(UTC) - timedelta(days=3)))
     assert api.get(f"{DEALS}/{deal['id']}/stages").json()["current"]["days_in_stage"] == 3
+
+
+def test_a_pipeline_put_on_live_records_starts_from_their_history(api: Api) -> None:
+    """Records already in a stage get `stage_entered_at` and an open visit from the last change
+    of the field (or their creation), so days in stage and the timeline are true at once."""
+    setup(api, {})  # the entities, no pipeline yet
+    rep_token = api.new_user("rep@example.com", admin=True)
+    rep = user_id(api, rep_token)
+    untouched = new_deal(api)
+    moved = new_deal(api)
+    assert move(api, moved["id"], stage="closed").status_code == 200
+    assert move(api, moved["id"], rep_token, stage="qualify").status_code == 200
+    renamed = new_deal(api)
+    assert move(api, renamed["id"], name="Renamed").status_code == 200  # not a stage change
+    # Time passes: the records were made and moved five days before the pipeline comes.
+    earlier = timedelta(days=5)
+    with writing(api.engine) as conn:
+        # In Python: SQLite can't subtract an interval from its stored timestamps.
+        for row in conn.execute(select(record_history.c.id, record_history.c.changed_at)).all():
+            conn.execute(
+                update(record_history)
+                .where(record_history.c.id == row.id)
+                .values(changed_at=row.changed_at - earlier)
+            )
+        table = api.services.catalog(conn).table("deal")
+        for row in conn.execute(select(table.c.id, table.c.created_at)).all():
+            conn.execute(
+                update(table)
+                .where(table.c.id == row.id)
+                .values(created_at=row.created_at - earlier)
+            )
+    created = api.post(PIPELINES, SALES)
+    assert created.status_code == 201, created.text
+
+    def entered(deal: dict[str, Any]) -> tuple[str, str, int]:
+        record = api.get(f"{DEALS}/{deal['id']}").json()
+        return record["stage"], record["stage_entered_at"], record["days_in_stage"]
+
+    with reading(api.engine) as conn:
+        changes: dict[tuple[str, str], Any] = {}
+        for row in conn.execute(
+            select(record_history)
+            .where(record_history.c.entity == "deal")
+            .order_by(record_history.c.id)
+        ):
+            changes[(row.record_id, row.action)] = row  # the last of each kind
+    moved_at = iso(changes[(moved["id"], "update")].changed_at)  # back to qualify, by the rep
+    assert entered(moved) == ("qualify", moved_at, 5)
+    for deal in (untouched, renamed):
+        assert entered(deal) == ("qualify", iso(changes[(deal["id"], "create")].changed_at), 5)
+    timeline = api.get(f"{DEALS}/{moved['id']}/stages").json()
+    assert [(h["stage"], h["entered_at"], h["entered_by"]) for h in timeline["history"]] == [
+        ("qualify", moved_at, rep)
+    ]
+    assert timeline["current"]["stage"] == "qualify"
+    # Putting the pipeline back after a delete finds the open visits and adds none.
+    assert api.delete(f"{PIPELINES}/sales").status_code == 204
+    assert api.post(PIPELINES, SALES).status_code == 201
+    again = api.get(f"{DEALS}/{moved['id']}/stages").json()
+    assert [h["stage"] for h in again["history"]] == ["qualify"]
+
+
+def iso(moment: datetime) -> str:
+    return as_utc(moment).isoformat().replace("+00:00", "Z")

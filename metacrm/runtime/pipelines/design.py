@@ -11,12 +11,22 @@ from typing import Any
 
 from metacrm.metadata.documents import DocumentDesigner, DocumentKind
 from metacrm.metadata.entities import EntityDesigner, public_document
+from metacrm.metadata.migrate import fill_column
 from metacrm.metadata.model import EntityDef
-from metacrm.metadata.pipelines import PIPELINE, PipelineDef, entity_document, validate_pipeline
+from metacrm.metadata.pipelines import (
+    ENTERED_AT,
+    PIPELINE,
+    PipelineDef,
+    entity_document,
+    validate_pipeline,
+)
 from metacrm.metadata.validate import pointer
+from metacrm.metadata.values import to_storage
+from metacrm.platform.clock import as_utc
 from metacrm.platform.errors import FieldError, Unprocessable
 from metacrm.runtime.catalog import Catalog, build_catalog
 from metacrm.runtime.context import Records
+from metacrm.runtime.pipelines import history
 from metacrm.runtime.pipelines.remap import stranded, stranded_ids
 from metacrm.runtime.rule_checks import expression_checker
 
@@ -80,6 +90,7 @@ class PipelineDesigner(DocumentDesigner[PipelineDef]):
         wanted = entity_document(current, doc, self.mapping)
         if not moving:
             self._replace_entity(entity, current, wanted)
+            self._find_entries(entity.name, doc)
             return super()._save(doc, action)
         # The field offers the old stages next to the new ones while records move out of them,
         # and the records move under the new pipeline (its gates, probabilities, actions).
@@ -90,6 +101,7 @@ class PipelineDesigner(DocumentDesigner[PipelineDef]):
             if f.get("name") == field:
                 f["options"] = [*f["options"], *old_options]
         self._replace_entity(entity, current, interim)
+        self._find_entries(entity.name, doc)
         saved = super()._save(doc, action)
         mover = self.records.with_catalog(build_catalog(self.conn, -1))
         refused: list[FieldError] = []
@@ -149,6 +161,17 @@ class PipelineDesigner(DocumentDesigner[PipelineDef]):
         if errors:
             raise Unprocessable("records stand in the way of the new stages", errors=errors)
         return stranded_ids(self.conn, table, doc["field"], keys)
+
+    def _find_entries(self, entity_name: str, doc: dict[str, Any]) -> None:
+        """Records already in a stage when the pipeline comes get the visit and the
+        `stage_entered_at` their history says (the last change of the field, else creation)."""
+        catalog = build_catalog(self.conn, -1)
+        table, entered = catalog.table(entity_name), catalog.entity(entity_name).field(ENTERED_AT)
+        found = history.entries_before(self.conn, entity_name, table, doc["field"], doc["name"])
+        history.enter_as_found(self.conn, entity_name, doc["name"], found)
+        if entered is not None:
+            values = {e.record_id: to_storage(entered, as_utc(e.entered_at)) for e in found}
+            fill_column(self.conn, table, ENTERED_AT, values)
 
     def _replace_entity(
         self, entity: EntityDef, current: dict[str, Any], wanted: dict[str, Any]
