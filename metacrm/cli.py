@@ -9,7 +9,9 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
 
 from metacrm.metadata.packages import export_package
 from metacrm.metadata.roles import role_errors
@@ -34,6 +36,10 @@ from metacrm.runtime.exporting import export_records
 from metacrm.runtime.records import RecordService
 from metacrm.runtime.startup import build_services
 
+if TYPE_CHECKING:
+    from celery import Celery
+    from starlette.applications import Starlette
+
 DEFAULT_ADMIN = "admin@example.com"
 # Who the command line acts as when no --user is named: an admin, as whoever runs it owns the
 # database anyway.
@@ -43,14 +49,14 @@ CLI_ADMIN = User(id="cli", email="cli@localhost", name="command line", is_admin=
 LEGACY_CREDENTIALS_FILE = Path(".metacrm/admin-credentials.json")
 
 
-def app_from_env():  # type: ignore[no-untyped-def]
+def app_from_env() -> Starlette:
     """The ASGI app for uvicorn (a factory, so each worker process builds its own)."""
     from metacrm.runtime.api.app import build_app
 
     return build_app(Settings.from_env())
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+def _engine(settings: Settings) -> Engine:
     engine = make_engine(settings.database_url)
     if not is_installed(engine):
         raise MetacrmError("the database is not initialised; run `metacrm init` first")
@@ -137,7 +143,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def _celery(settings: Settings, command: str):  # type: ignore[no-untyped-def]
+def _celery(settings: Settings, command: str) -> Celery:
     if not settings.redis_url:
         raise MetacrmError(
             f"`metacrm {command}` needs METACRM_REDIS_URL; without Redis, tasks and periodic "

@@ -3,7 +3,7 @@ operations inside the caller's transaction (SQLite and PostgreSQL both roll DDL 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,8 +229,8 @@ class _Runner:
         key = PrimaryKeyConstraint("id", name=primary_key_name(self.entity))
         self.ops.create_table(self.table, *columns, key)
         # Field indexes come as operations of their own; these are the ones every table has.
-        for name, columns in SYSTEM_INDEXES.items():
-            self.ops.create_index(system_index_name(self.entity, name), self.table, list(columns))
+        for name, indexed in SYSTEM_INDEXES.items():
+            self.ops.create_index(system_index_name(self.entity, name), self.table, list(indexed))
 
     def _add_column(self, op: Operation) -> None:
         assert op.field is not None
@@ -374,6 +374,6 @@ def fill_column(conn: Connection, table: Table, column: str, values: dict[str, A
     conn.execute(stmt, [{"row_id": k, "value": v} for k, v in values.items()])
 
 
-def _batches(rows: list[Any], size: int) -> Iterable[list[Any]]:
+def _batches(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]

@@ -188,11 +188,14 @@ def _field_errors(
             errors.append(
                 FieldError("/field", "duplicate", f"pipeline {other.name!r} already drives it")
             )
-    for option, types in (("lost_reason_field", ("picklist",)), ("probability_field", None)):
+    allowed: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("lost_reason_field", ("picklist",)),
+        ("probability_field", PROBABILITY_TYPES),
+    )
+    for option, types in allowed:
         if option not in doc:
             continue
         found = entity.field(doc[option])
-        types = types or PROBABILITY_TYPES
         if found is None or found.system:
             errors.append(
                 FieldError(f"/{option}", "unknown_field", f"{name} has no field {doc[option]!r}")

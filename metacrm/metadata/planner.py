@@ -47,8 +47,9 @@ class Operation:
             "drop_index": f"drop the index on {name}",
             "create_unique": f"make {name} unique",
             "drop_unique": f"drop the unique constraint on {name}",
-            "change_type": f"change {name} from {old and self.old_field.type} to "
-            f"{self.field and self.field.type}",
+            "change_type": f"change {name} from "
+            f"{self.old_field.type if self.old_field else None} to "
+            f"{self.field.type if self.field else None}",
             "check_values": f"check existing values of {name} against its new definition",
             "check_required": f"check {name} has a value on every row",
             "hide_entity": "hide the entity (its table and records are kept)",
@@ -224,8 +225,9 @@ def _field_change(plan: Plan, i: int, old: FieldDef, new: FieldDef) -> None:
         elif not old.stored and not new.stored:
             mode = "none"
         else:
-            mode = CONVERSIONS.get((old.type, new.type))
-        if mode is None:
+            found = CONVERSIONS.get((old.type, new.type))
+            mode = found if found is not None else ""
+        if not mode:
             targets = ", ".join(allowed_targets(old.type)) or "nothing"
             plan.errors.append(
                 FieldError(

@@ -31,7 +31,7 @@ from sqlalchemy.types import TypeEngine
 
 from metacrm.metadata.model import FIELD_STORAGE_KEY, STORAGE_KEY, EntityDef, FieldDef
 
-_BY_TYPE: dict[str, TypeEngine] = {
+_BY_TYPE: dict[str, TypeEngine[Any]] = {
     "text": Text(),
     "textarea": Text(),
     "email": Text(),
@@ -47,7 +47,7 @@ _BY_TYPE: dict[str, TypeEngine] = {
     "date": Date(),
     "datetime": DateTime(timezone=True),
 }
-_SYSTEM: dict[str, TypeEngine] = {
+_SYSTEM: dict[str, TypeEngine[Any]] = {
     "id": String(26),
     "owner": String(26),
     "created_by": String(26),
@@ -61,7 +61,7 @@ _SYSTEM: dict[str, TypeEngine] = {
 MAX_IDENTIFIER = 63
 
 
-def column_type(field: FieldDef) -> TypeEngine:
+def column_type(field: FieldDef) -> TypeEngine[Any]:
     if field.system:
         return _SYSTEM[field.name]
     if field.type == "decimal":
@@ -209,7 +209,9 @@ def build_table(entity: EntityDef, metadata: MetaData) -> Table:
     live = table.c.deleted_at.is_(None)
     for spec in index_specs(entity):  # an Index attaches itself to its table
         # Unique ignores the recycle bin: a partial index over live rows.
-        partial = {"sqlite_where": live, "postgresql_where": live} if spec.unique else {}
+        partial: dict[str, Any] = (
+            {"sqlite_where": live, "postgresql_where": live} if spec.unique else {}
+        )
         Index(spec.name, *(table.c[c] for c in spec.columns), unique=spec.unique, **partial)
     return table
 

@@ -9,12 +9,14 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from metacrm.metadata.model import FieldDef
 from metacrm.metadata.types import DEFAULT_TEXT_LENGTH, TEXTAREA_MAX_LENGTH
 from metacrm.platform.clock import as_utc
 from metacrm.platform.ids import is_valid_id
+
+T = TypeVar("T")
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -112,9 +114,10 @@ def _integer(field: FieldDef, value: Any) -> int:
         value = int(value)
     elif not isinstance(value, int):
         raise ValueProblem("type", "must be an integer")
-    if not INT_MIN <= value <= INT_MAX:
+    number: int = value
+    if not INT_MIN <= number <= INT_MAX:
         raise ValueProblem("range", "is out of range for an integer")
-    return _bounded(field, value, int)
+    return _bounded(field, number, int)
 
 
 def _decimal(field: FieldDef, value: Any) -> Decimal:
@@ -172,7 +175,8 @@ def _date(field: FieldDef, value: Any) -> date:
             value = date.fromisoformat(value.strip())
         except ValueError:
             raise ValueProblem("format", "is not a real date") from None
-    return _bounded(field, value, date.fromisoformat)
+    day: date = value
+    return _bounded(field, day, date.fromisoformat)
 
 
 def _datetime(field: FieldDef, value: Any) -> datetime:
@@ -188,8 +192,8 @@ def _datetime(field: FieldDef, value: Any) -> datetime:
         value = datetime(value.year, value.month, value.day)
     if not isinstance(value, datetime):
         raise ValueProblem("format", "must be an ISO 8601 date and time")
-    value = as_utc(value)
-    return _bounded(field, value, lambda s: _datetime_bound(s))
+    moment: datetime = as_utc(value)
+    return _bounded(field, moment, lambda s: _datetime_bound(s))
 
 
 def _datetime_bound(text: str) -> datetime:
@@ -211,7 +215,7 @@ def _multipicklist(field: FieldDef, value: Any) -> list[str]:
     return chosen
 
 
-def _bounded(field: FieldDef, value: Any, parse: Callable[[Any], Any]) -> Any:
+def _bounded(field: FieldDef, value: T, parse: Callable[[Any], Any]) -> T:
     low, high = field.minimum, field.maximum
     if low is not None and value < parse(low):
         raise ValueProblem("min", f"must be at least {low}")

@@ -132,7 +132,8 @@ def writing(engine: Engine) -> Iterator[Connection]:
 
 def transaction_state(conn: Connection) -> dict[str, Any]:
     """Scratch space that lives as long as the current `writing` transaction."""
-    return conn.info.setdefault(_TRANSACTION, {})
+    state: dict[str, Any] = conn.info.setdefault(_TRANSACTION, {})
+    return state
 
 
 def after_commit(conn: Connection, callback: Callable[[], None]) -> None:

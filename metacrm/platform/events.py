@@ -53,7 +53,9 @@ def write_event(
         "created_at": created,
         "dispatched_at": created if dispatched else None,
     }
-    event_id = int(conn.execute(events.insert(), row).inserted_primary_key[0])
+    key = conn.execute(events.insert(), row).inserted_primary_key
+    assert key is not None  # an INSERT always has one
+    event_id = int(key[0])
     return Event(event_id, type, entity, record_id, actor, payload, created)
 
 

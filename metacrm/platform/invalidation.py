@@ -56,7 +56,7 @@ class Listener:
         import redis
 
         self._client = redis.Redis.from_url(redis_url, health_check_interval=30)
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self._pubsub.subscribe(**{CHANNEL: lambda _message: on_change()})
         self._on_change = on_change
         self._closed = threading.Event()

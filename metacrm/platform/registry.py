@@ -32,7 +32,8 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, base: float | None = None) -> float:
         """Seconds before retry number `attempt` (1, 2, …)."""
-        return min((self.base if base is None else base) * 2 ** (attempt - 1), self.cap)
+        start = self.base if base is None else base
+        return float(min(start * 2 ** (attempt - 1), self.cap))
 
 
 @dataclass

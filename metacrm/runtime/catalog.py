@@ -41,10 +41,11 @@ class Catalog:
         """The value derived under `key`, built on first use. Two threads may both build it
         the first time; either result is correct."""
         try:
-            return self._memo[key]  # type: ignore[no-any-return]
+            known: T = self._memo[key]
+            return known
         except KeyError:
-            found = self._memo[key] = build()
-            return found
+            made = self._memo[key] = build()
+            return made
 
     def entity(self, name: str) -> EntityDef:
         found = self.entities.get(name)

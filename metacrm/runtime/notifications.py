@@ -47,7 +47,7 @@ def notify(
     ]
     if rows:
         conn.execute(notifications.insert(), rows)
-    return [r["id"] for r in rows]
+    return [str(r["id"]) for r in rows]
 
 
 def record_caption(records: Records, entity_name: str, record_id: str, reader_id: str) -> str:

@@ -23,7 +23,7 @@ from metacrm.runtime.rules.check import Checked
 from metacrm.runtime.rules.compile_py import Env, Fn, compiled, holds
 from metacrm.runtime.rules.operators import BOOLEAN
 
-BLANK_VALUES = (None, "", [])
+BLANK_VALUES: tuple[Any, ...] = (None, "", [])
 
 
 @dataclass
@@ -149,6 +149,7 @@ def rule_errors(
             continue
         if "read_only_if" in doc and before is not None and field.name in sent:
             # Judged on the stored record: a field locks once the record is, say, won.
+            assert env_before is not None  # there is a stored record: this is an update
             locked = holds(ctx.condition(entity, doc["read_only_if"]), env_before)
             if locked and before.get(field.name) != after.get(field.name):
                 errors.append(FieldError(field.name, "read_only", "is read-only for this record"))

@@ -9,6 +9,7 @@ into the query and mask what the caller may not see.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -148,7 +149,7 @@ class RecordService:
             result["count"] = total
         return result
 
-    def history(self, entity_name: str, record_id: str) -> list[dict[str, Any]]:
+    def history(self, entity_name: str, record_id: str) -> builtins.list[dict[str, Any]]:
         entity = self.ctx.catalog.entity(entity_name)
         row, reading = self.read_row(entity, record_id, include_deleted=True)
         policy = reading.policy(row)
@@ -177,7 +178,7 @@ class RecordService:
         reading: Reading,
         rows: Sequence[Any],
         fields: Sequence[str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """Rows as JSON records, each showing its fields as the caller's permissions allow."""
         records = records_json(self.ctx.catalog, entity, rows, fields)
         if reading.unrestricted:
@@ -188,7 +189,7 @@ class RecordService:
         return [reading.policy(row).apply(entity, r) for row, r in zip(rows, records, strict=True)]
 
     def expand(
-        self, entity: EntityDef, records: list[dict[str, Any]], names: Sequence[str]
+        self, entity: EntityDef, records: builtins.list[dict[str, Any]], names: Sequence[str]
     ) -> None:
         """Replace lookup ids with the target records (one query per lookup field)."""
         shown = self.permissions.view(entity, probe=False)
@@ -379,7 +380,7 @@ class RecordService:
         outcome = BulkOutcome()
         rows = self._rows_for_update(entity, list(changes), include_deleted)
         allowed = self._allowed(entity, "update", rows)
-        prepared: list[Change] = []
+        prepared: builtins.list[Change] = []
         for record_id, data in changes.items():
             row = rows.get(record_id)
             if row is None:
@@ -671,7 +672,7 @@ class RecordService:
 
     def _field_permission_errors(
         self, entity: EntityDef, data: dict[str, Any], action: str
-    ) -> tuple[list[FieldError], dict[str, Any]]:
+    ) -> tuple[builtins.list[FieldError], dict[str, Any]]:
         """A field the caller can't see is as unknown as a missing one (422); one they see but
         may not write is refused outright (403). Returns the errors and the data left."""
         if self.ctx.user.is_admin:
@@ -695,7 +696,9 @@ class RecordService:
         ]
         return errors, {k: v for k, v in data.items() if k not in unknown}
 
-    def _reference_errors(self, entity: EntityDef, values: dict[str, Any]) -> list[FieldError]:
+    def _reference_errors(
+        self, entity: EntityDef, values: dict[str, Any]
+    ) -> builtins.list[FieldError]:
         errors = []
         for name, value in values.items():
             if value is None:

@@ -20,7 +20,7 @@ from metacrm.runtime.record_rules import WriteContext
 from metacrm.runtime.rules import holds
 from metacrm.runtime.rules.compile_py import Fn
 
-BLANK_VALUES = (None, "", [])
+BLANK_VALUES: tuple[Any, ...] = (None, "", [])
 
 
 class StageMoves(NoHook):
@@ -171,7 +171,7 @@ def _move_errors(
 def _with_formulas(
     context: WriteContext,
     entity: EntityDef,
-    record: dict[str, Any],
+    record: Mapping[str, Any],
     before: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """The record with its formula fields computed, so a gate can read `days_in_stage` (the

@@ -35,7 +35,6 @@ from sqlalchemy import (
     true,
     type_coerce,
 )
-from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.types import TypeEngine
 
 from metacrm.metadata.model import EntityDef, FieldDef
@@ -147,7 +146,7 @@ class SqlCompiler:
         # Stored datetimes are UTC; a naive `now` is taken to be UTC already.
         self.now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
         self.today = now.date()
-        self._joins: dict[tuple[str, ...], tuple[Alias, ColumnElement[bool]]] = {}
+        self._joins: dict[tuple[str, ...], tuple[FromClause, ColumnElement[bool]]] = {}
         self._conditions: list[ColumnElement[bool]] = []
         self._formulas_in_progress: set[str] = set()
 
@@ -160,7 +159,8 @@ class SqlCompiler:
 
     def column_for(self, path: tuple[str, ...]) -> ColumnElement[Any]:
         """The column a field path reads, joining lookups on the way (also for sorting)."""
-        entity, table = self.entity, self.table
+        entity = self.entity
+        joined: FromClause = self.table
         for index, name in enumerate(path):
             found = entity.field(name)
             if found is None:
@@ -168,13 +168,13 @@ class SqlCompiler:
             if index == len(path) - 1:
                 if found.type == "formula" and index == 0:
                     return self._formula(found)
-                if not found.stored or name not in table.c:
+                if not found.stored or name not in joined.c:
                     raise RuleError(f"'{'.'.join(path)}' of a looked-up record can't be queried")
-                return table.c[name]
+                return joined.c[name]
             target = self.resolve_entity(found.target) if found.target else None
             if found.type != "lookup" or target is None:
                 raise RuleError(f"'{'.'.join(path[: index + 1])}' is not a lookup")
-            table = self._join(path[: index + 1], table, name, target.name)
+            joined = self._join(path[: index + 1], joined, name, target.name)
             entity = target
         raise RuleError("an empty field path")
 
@@ -200,7 +200,7 @@ class SqlCompiler:
         )
         return self._sql(checked.node)
 
-    def joins(self) -> list[tuple[Alias, ColumnElement[bool]]]:
+    def joins(self) -> list[tuple[FromClause, ColumnElement[bool]]]:
         """LEFT OUTER JOINs the compiled paths need, in order: (aliased table, on-clause)."""
         return list(self._joins.values())
 
@@ -217,7 +217,9 @@ class SqlCompiler:
 
     # --- nodes -------------------------------------------------------------------------------
 
-    def _join(self, prefix: tuple[str, ...], parent: FromClause, column: str, target: str) -> Alias:
+    def _join(
+        self, prefix: tuple[str, ...], parent: FromClause, column: str, target: str
+    ) -> FromClause:
         known = self._joins.get(prefix)
         if known is not None:
             return known[0]
@@ -328,7 +330,7 @@ class SqlCompiler:
         left = self._sql(node.left)
         if widen:
             left = DateStart(left)
-        values = []
+        values: list[ColumnElement[Any]] = []
         for item in items:
             if _always_null(item):
                 values.append(null())

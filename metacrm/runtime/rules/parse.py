@@ -86,7 +86,7 @@ def parse(text: str) -> ast.Node:
     except (UnexpectedInput, LarkError) as exc:
         raise RuleError("the expression could not be read", _end_position(text)) from exc
     _check_tree_depth(tree)
-    node = _build(tree.children[0])
+    node = _build(_subtree_at(tree, 0))
     if ast.depth(node) > MAX_DEPTH:
         raise RuleError(
             f"the expression is nested too deeply (more than {MAX_DEPTH} levels)", node.pos
@@ -125,8 +125,8 @@ def _show_char(char: str) -> str:
 
 
 def _character_error(text: str, exc: UnexpectedCharacters) -> RuleError:
-    char = text[exc.pos_in_stream]
-    position = Position(exc.line, exc.column)
+    char = text[exc.pos_in_stream or 0]
+    position = Position(exc.line or 1, exc.column or 1)
     if char in "\"'":
         return RuleError(f"unterminated string: close it with {char} on the same line", position)
     hint = _CHARACTER_HINTS.get(char)
@@ -142,7 +142,7 @@ def _token_error(text: str, exc: UnexpectedToken) -> RuleError:
     if at_end:
         position, offset = _end_position(text), len(text)
     else:
-        position, offset = Position(token.line, token.column), token.start_pos or 0
+        position, offset = Position(token.line or 1, token.column or 1), token.start_pos or 0
     before = _tokens_before(text, offset)
     expected = set(exc.expected)
     if expected & _VALUE_STARTS:
@@ -241,6 +241,22 @@ def _tokens(tree: Tree, kind: str) -> list[Token]:
     return [c for c in tree.children if isinstance(c, Token) and c.type == kind]
 
 
+def _token_at(tree: Tree, index: int) -> Token:
+    """The child at `index`, which the grammar makes a token."""
+    child = tree.children[index]
+    if not isinstance(child, Token):
+        raise RuleError("the expression could not be read", _tree_position(tree))
+    return child
+
+
+def _subtree_at(tree: Tree, index: int) -> Tree:
+    """The child at `index`, which the grammar makes a subtree."""
+    child = tree.children[index]
+    if not isinstance(child, Tree):
+        raise RuleError("the expression could not be read", _tree_position(tree))
+    return child
+
+
 def _build(tree: Tree) -> ast.Node:
     return _BUILDERS[str(tree.data)](tree, _tree_position(tree))
 
@@ -266,9 +282,9 @@ def _is_check(tree: Tree, pos: Position) -> ast.Node:
 
 
 def _arith_chain(tree: Tree, pos: Position) -> ast.Node:
-    node = _build(tree.children[0])
-    pairs = tree.children[1:]
-    for op, operand in zip(pairs[::2], pairs[1::2], strict=True):
+    node = _build(_subtree_at(tree, 0))
+    for at in range(1, len(tree.children) - 1, 2):
+        op, operand = _token_at(tree, at), _subtree_at(tree, at + 1)
         node = ast.Arith(op.value, node, _build(operand), pos=pos)
     return node
 
@@ -296,11 +312,11 @@ def _integer(tree: Tree, pos: Position) -> ast.Node:
 
 
 def _decimal(tree: Tree, pos: Position) -> ast.Node:
-    return ast.Literal(Decimal(tree.children[0]), "decimal", pos=pos)
+    return ast.Literal(Decimal(_token_at(tree, 0).value), "decimal", pos=pos)
 
 
 def _string(tree: Tree, pos: Position) -> ast.Node:
-    return ast.Literal(_unescape(tree.children[0]), "text", pos=pos)
+    return ast.Literal(_unescape(_token_at(tree, 0)), "text", pos=pos)
 
 
 def _constant(value: bool | None, kind: str) -> Callable[[Tree, Position], ast.Node]:
@@ -315,7 +331,7 @@ def _list(tree: Tree, pos: Position) -> ast.Node:
 
 
 def _call(tree: Tree, pos: Position) -> ast.Node:
-    name = tree.children[0]
+    name = _token_at(tree, 0)
     return ast.Call(name.value, tuple(_build(t) for t in _subtrees(tree)), pos=pos)
 
 
@@ -329,7 +345,7 @@ def _path(tree: Tree, pos: Position) -> ast.Node:
 
 
 def _variable(tree: Tree, pos: Position) -> ast.Node:
-    var = tree.children[0]
+    var = _token_at(tree, 0)
     attrs = _tokens(tree, "NAME")
     if var.value == "$user":
         if len(attrs) != 1:
