@@ -27,18 +27,24 @@ from metacrm.runtime.api import (
     openapi,
     pipelines,
     records,
+    reference,
     roles,
     webhooks,
 )
 from metacrm.runtime.api.context import Runtime
+from metacrm.runtime.api.openapi import RouteRow
+from metacrm.runtime.api.operation import Endpoint, Operation, Reply, ref
 
 V1 = "/api/v1"
 # Every task this app may enqueue must be registered before its queue starts.
 assert jobs.__name__
 
-ROUTES = [
+# Every route the app serves, but the health check (built with the engine, below). Each endpoint
+# carries its OpenAPI operation (operation.py), from which the document is generated.
+ROUTES: list[RouteRow] = [
     ("GET", f"{V1}/openapi.json", openapi.openapi_json),
-    ("GET", "/api/docs", openapi.docs_page),
+    ("GET", "/api/docs", reference.docs_page),
+    ("GET", "/api/docs/entities", reference.entity_reference),
     ("GET", f"{V1}/meta/entities", meta.list_entities),
     ("POST", f"{V1}/meta/entities", meta.create_entity),
     ("GET", f"{V1}/meta/entities/{{name}}", meta.get_entity),
@@ -100,9 +106,26 @@ ROUTES = [
 ]
 
 
-def _routes() -> list[Route]:
+HEALTH = Operation(
+    "health",
+    "platform",
+    "Is the service up?",
+    description="Checks the database, and Redis when configured. Needs no token.",
+    response=ref("Health"),
+    also=(Reply(503, ref("Health"), "Unhealthy: the part that failed says error"),),
+    public=True,
+)
+
+
+def route_table(engine: Engine, settings: Settings) -> list[RouteRow]:
+    """The routes of an app over this engine: ROUTES and the health check."""
+    health = health_route(engine, settings.redis_url)
+    return [("GET", health.path, Endpoint(health.endpoint, HEALTH)), *ROUTES]
+
+
+def _routes(table: list[RouteRow]) -> list[Route]:
     by_path: dict[str, dict[str, object]] = {}
-    for method, path, endpoint in ROUTES:
+    for method, path, endpoint in table:
         by_path.setdefault(path, {})[method] = endpoint
     routes = []
     for path, methods in by_path.items():
@@ -132,9 +155,10 @@ def build_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         autoescape=select_autoescape(["html"]),
     )
     runtime = Runtime(settings, engine, secret)
+    table = route_table(engine, settings)
     return create_app(
-        [health_route(engine, settings.redis_url), *_routes()],
-        {"runtime": runtime, "templates": templates, "engine": engine},
+        _routes(table),
+        {"runtime": runtime, "templates": templates, "engine": engine, "routes": table},
         lifespan=partial(_background, runtime),
     )
 

@@ -17,8 +17,10 @@ from metacrm.platform.ids import new_id
 from metacrm.platform.systables import webhook_deliveries, webhooks
 from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
+from metacrm.runtime.api.operation import Body, Param, operation, page, ref
 from metacrm.runtime.api.params import parse_limit
 from metacrm.runtime.catalog import Catalog
+from metacrm.runtime.listing import MAX_LIMIT
 from metacrm.runtime.rules import Scope, check, compile_filter, parse, sql_compatible
 from metacrm.runtime.rules import ast as rule_ast
 from metacrm.runtime.rules.operators import BOOLEAN
@@ -30,6 +32,7 @@ STATUSES = ("pending", "delivered", "failed")
 MAX_NAME = 200
 MAX_URL = 2000
 MAX_CONDITION = 10_000
+TAG = "webhooks"
 
 
 def webhook_json(row: Any) -> dict[str, Any]:
@@ -210,6 +213,9 @@ def new_secret() -> str:
     return f"whsec_{secrets.token_urlsafe(32)}"
 
 
+@operation(
+    "list_webhooks", TAG, "All webhook subscriptions (admins)", response=page(ref("Webhook"))
+)
 async def list_webhooks(request: Request) -> Response:
     def listed(work: Work) -> list[dict[str, Any]]:
         rows = work.conn.execute(select(webhooks).order_by(webhooks.c.created_at, webhooks.c.id))
@@ -218,6 +224,25 @@ async def list_webhooks(request: Request) -> Response:
     return JSONResponse({"data": await runtime_of(request).run(request, listed, admin=True)})
 
 
+@operation(
+    "create_webhook",
+    TAG,
+    "Subscribe a URL to events (admins)",
+    description="The signing secret is in the answer, and shown only this once.",
+    status=201,
+    body=Body(
+        ref("WebhookInput"),
+        example={
+            "name": "Deals to billing",
+            "url": "https://billing.example.com/hooks/metacrm",
+            "entity": "opportunity",
+            "events": ["record.updated"],
+            "condition": 'stage == "won"',
+        },
+    ),
+    response=ref("WebhookWithSecret"),
+    headers=("Location",),
+)
 async def create_webhook(request: Request) -> Response:
     body = await read_json(request)
 
@@ -240,6 +265,7 @@ async def create_webhook(request: Request) -> Response:
     return JSONResponse(created, status_code=201, headers={"Location": location})
 
 
+@operation("get_webhook", TAG, "A webhook subscription", response=ref("Webhook"))
 async def get_webhook(request: Request) -> Response:
     webhook_id = request.path_params["id"]
     found = await runtime_of(request).run(
@@ -248,6 +274,13 @@ async def get_webhook(request: Request) -> Response:
     return JSONResponse(found)
 
 
+@operation(
+    "change_webhook",
+    TAG,
+    "Change a webhook subscription",
+    body=Body(ref("WebhookChange"), example={"active": False}),
+    response=ref("Webhook"),
+)
 async def change_webhook(request: Request) -> Response:
     webhook_id = request.path_params["id"]
     body = await read_json(request)
@@ -264,6 +297,7 @@ async def change_webhook(request: Request) -> Response:
     return JSONResponse(await runtime_of(request).run(request, change, write=True, admin=True))
 
 
+@operation("delete_webhook", TAG, "Delete a subscription and its deliveries", status=204)
 async def delete_webhook(request: Request) -> Response:
     webhook_id = request.path_params["id"]
 
@@ -279,6 +313,13 @@ async def delete_webhook(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation(
+    "rotate_webhook_secret",
+    TAG,
+    "Rotate the signing secret",
+    description="The new secret is in the answer, and shown only this once.",
+    response=ref("WebhookWithSecret"),
+)
 async def rotate_secret(request: Request) -> Response:
     """A new signing secret, shown once; deliveries from now on are signed with it."""
     webhook_id = request.path_params["id"]
@@ -303,6 +344,18 @@ def _status(raw: str | None) -> str | None:
     return raw
 
 
+@operation(
+    "list_deliveries",
+    TAG,
+    "A subscription's deliveries, newest first",
+    params=(
+        Param("status", {"enum": list(STATUSES)}, "Only deliveries in this state"),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "At most"),
+    ),
+    response=page(
+        ref("Delivery"), ("total",), total={"type": "integer", "description": "How many match"}
+    ),
+)
 async def list_deliveries(request: Request) -> Response:
     webhook_id = request.path_params["id"]
     status = _status(request.query_params.get("status"))
@@ -324,6 +377,13 @@ async def list_deliveries(request: Request) -> Response:
     return JSONResponse(await runtime_of(request).run(request, listed, admin=True))
 
 
+@operation(
+    "replay_delivery",
+    TAG,
+    "Send a delivery again from its first attempt",
+    status=202,
+    response=ref("Delivery"),
+)
 async def replay_delivery(request: Request) -> Response:
     """Send a delivery again from its first attempt, whatever its status; a pending one is
     tried now rather than at its next retry."""
