@@ -154,7 +154,7 @@ def test_a_wheel_installed_without_extras_initialises_serves_and_round_trips_a_r
             assert document.status_code == 200, document.text
             assert "/api/v1/records/ticket" in document.json()["paths"]
             docs = client.get("/api/docs")
-            assert docs.status_code == 200 and "/api/v1/openapi.json" in docs.text
+            assert docs.status_code == 200 and 'id="op-list"' in docs.text
     finally:
         stop(server)
     assert server.returncode is not None

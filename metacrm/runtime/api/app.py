@@ -153,6 +153,8 @@ def build_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     templates = Environment(
         loader=PackageLoader("metacrm.runtime.api", "templates"),
         autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     runtime = Runtime(settings, engine, secret)
     table = route_table(engine, settings)

@@ -60,17 +60,32 @@ def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
+def _scalar(schema: Schema) -> bool:
+    """A definition that only names a kind of value (a name, an expression, a number of hours):
+    written out where it is used rather than made a schema of its own."""
+    kinds = schema.get("type")
+    return "$ref" not in json.dumps(schema) and (
+        kinds in ("string", "number", "integer", "boolean")
+        or set(schema) <= {"enum", "description"}
+    )
+
+
 def _lift(document: Schema, title: str) -> dict[str, Schema]:
     """A metadata JSON Schema as components: the document as `title`, each of its `$defs` as
-    `title + Def`, references rewritten to point into the OpenAPI document."""
+    `title + Def` (scalar ones written out in place), references rewritten to point into the
+    OpenAPI document."""
     defs = document.pop("$defs", {})
     for key in ("$schema", "$id"):
         document.pop(key, None)
+    inline = {name: schema for name, schema in defs.items() if _scalar(schema)}
 
     def rewrite(node: Any) -> Any:
         if isinstance(node, dict):
+            target = node.get("$ref")
+            if isinstance(target, str) and target[8:] in inline and target.startswith("#/$defs/"):
+                rest = {k: rewrite(v) for k, v in node.items() if k != "$ref"}
+                return {**copy.deepcopy(inline[target[8:]]), **rest}
             out = {k: rewrite(v) for k, v in node.items()}
-            target = out.get("$ref")
             if isinstance(target, str):
                 if target.startswith("#/$defs/"):
                     out["$ref"] = f"#/components/schemas/{title}{_camel(target[8:])}"
@@ -83,7 +98,8 @@ def _lift(document: Schema, title: str) -> dict[str, Schema]:
 
     lifted = {title: rewrite(document)}
     for name, schema in defs.items():
-        lifted[f"{title}{_camel(name)}"] = rewrite(schema)
+        if name not in inline:
+            lifted[f"{title}{_camel(name)}"] = rewrite(schema)
     return lifted
 
 

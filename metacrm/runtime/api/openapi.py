@@ -68,6 +68,21 @@ PATH_PARAMETERS: dict[str, tuple[Schema, str]] = {
     "delivery": ({"type": "string"}, "The delivery's id"),
     "share": ({"type": "string"}, "The share's id"),
 }
+# The document's tags in the order the reference shows them; each operation names one. Records
+# operations are tagged with their entity in a caller's document ("records" without metadata).
+TAGS = [
+    ("platform", "Health, the OpenAPI document and this reference"),
+    ("entities", "Design entities and their fields; every change is versioned (admins change)"),
+    ("records", "Records of every entity: list, create, read, change, delete, history, shares, "
+     "stages and approvals"),
+    ("approvals", "The approval inbox, answers, recall, reassignment and delegations"),
+    ("roles", "Who may do what with which records (admins)"),
+    ("pipelines", "Ordered stages bound to a picklist field (admins)"),
+    ("approval_processes", "Who must approve which records, in which steps (admins)"),
+    ("users", "Users, the org tree, the caller and their permissions"),
+    ("webhooks", "Signed event deliveries to other systems (admins)"),
+    ("notifications", "The caller's inbox"),
+]  # fmt: skip
 _PATH_PARAMETER = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -165,13 +180,18 @@ HEADERS = {
 
 
 def operation_object(
-    described: Operation, method: str, path: str, entity: str | None, schema_name: str
+    described: Operation,
+    method: str,
+    path: str,
+    entity: str | None = None,
+    schema_name: str = "Record",
+    tag: str | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI operation for one route; `entity` names the entity a records route was made
-    concrete for (None: the route as it is)."""
+    concrete for (None: the route as it is), `schema_name` its schema, `tag` its tag."""
     out: dict[str, Any] = {
         "operationId": described.id if entity is None else f"{described.id}_{entity}",
-        "tags": [entity or described.tag],
+        "tags": [tag or described.tag],
         "summary": described.summary,
     }
     if described.description:
@@ -238,17 +258,31 @@ def build_openapi(
         if ENTITY_SEGMENT in path and entities is not None:
             per_entity.append((method, path, described))
         else:
-            paths.setdefault(path, {})[method.lower()] = operation_object(
-                described, method, path, None, "Record"
-            )
+            paths.setdefault(path, {})[method.lower()] = operation_object(described, method, path)
     taken = {op["operationId"] for item in paths.values() for op in item.values()}
+    tag_names = {name for name, _ in TAGS}
+    tags = [{"name": name, "description": text} for name, text in TAGS if name != "records"]
     for entity in sorted(entities or (), key=lambda e: e.name):
+        # Tagged with its name, unless that is a tag of the API's own ("webhooks").
+        tag = _unique(entity.name, tag_names)
+        label = entity.label.get("en", entity.name)
+        tags.append(
+            {
+                "name": tag,
+                "description": f"{label} records",
+                "x-entity": entity.name,
+                "x-schema": names[entity.name],
+            }
+        )
         for method, path, described in per_entity:
             concrete = path.replace(ENTITY_SEGMENT, entity.name)
-            found = operation_object(described, method, concrete, entity.name, names[entity.name])
+            found = operation_object(
+                described, method, concrete, entity.name, names[entity.name], tag
+            )
             found["operationId"] = _unique(found["operationId"], taken)
             paths.setdefault(concrete, {})[method.lower()] = found
     if entities is None:
+        tags = [{"name": name, "description": text} for name, text in TAGS]
         schemas.update(
             Record=copy.deepcopy(RECORD),
             RecordInput=copy.deepcopy(RECORD_INPUT),
@@ -270,6 +304,7 @@ def build_openapi(
             "version": metacrm.__version__,
             "description": "Generated from the route table and the metadata as it is now.",
         },
+        "tags": tags,
         "paths": paths,
         "components": {
             "schemas": schemas,
