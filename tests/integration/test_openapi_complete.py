@@ -6,6 +6,12 @@ answers matches what the document says."""
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -307,3 +313,59 @@ def test_a_response_that_breaks_its_schema_is_noticed(crm: Api) -> None:
     broken = response.json()
     broken["data"][0]["fields"] = "many"
     assert not validator.is_valid(broken)
+
+
+# ---- a generated client ---------------------------------------------------------------------
+
+
+def generate_client(document: dict[str, Any], where: Path) -> str:
+    """Generate a Python client with openapi-python-client; its output (warnings included)."""
+    source = where / "openapi.json"
+    source.write_text(json.dumps(document))
+    tools = Path(sys.executable).parent
+    command = [str(tools / "openapi-python-client"), "generate", "--path", str(source)]
+    done = subprocess.run(
+        [*command, "--output-path", str(where / "client"), "--overwrite"],
+        cwd=where,
+        env={**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    return output
+
+
+def test_a_generated_client_keeps_every_operation_and_reads_history(
+    crm: Api, tmp_path: Path
+) -> None:
+    document = document_of(crm)
+    output = generate_client(document, tmp_path)
+    assert "Warning" not in output and "Unable" not in output, output
+    account = made(crm.post(f"{V1}/records/account", {"name": "Acme"}))
+    made(crm.patch(f"{V1}/records/account/{account['id']}", {"employees": 12}), 200)
+    sys.path.insert(0, str(tmp_path / "client"))
+    try:
+        package = importlib.import_module("metacrm_client")
+        client = package.AuthenticatedClient(base_url="http://testserver", token=crm.token)
+        crm.client.headers["Authorization"] = f"Bearer {crm.token}"
+        client.set_httpx_client(crm.client)
+        history = importlib.import_module("metacrm_client.api.account.history_account")
+        found = history.sync(id=account["id"], client=client)
+        assert [entry.version for entry in found.data] == [2, 1]
+        assert found.data[0].changes.additional_properties["employees"].new == 12
+        listing = importlib.import_module("metacrm_client.api.account.list_account")
+        page = listing.sync(client=client, count=True)
+        assert page.count == 1 and page.data[0].name == "Acme"
+    finally:
+        sys.path.remove(str(tmp_path / "client"))
+        for name in [n for n in sys.modules if n.split(".")[0] == "metacrm_client"]:
+            del sys.modules[name]
+
+
+def test_the_generator_complains_about_an_incomplete_document(crm: Api, tmp_path: Path) -> None:
+    document = document_of(crm)
+    document["components"]["schemas"]["HistoryEntry"]["title"] = "Account"
+    assert "duplicate models" in generate_client(document, tmp_path)

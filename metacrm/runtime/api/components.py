@@ -75,7 +75,8 @@ def _lift(document: Schema, title: str) -> dict[str, Schema]:
     `title + Def` (scalar ones written out in place), references rewritten to point into the
     OpenAPI document."""
     defs = document.pop("$defs", {})
-    for key in ("$schema", "$id"):
+    # Client generators name a model by its title: the component's name is the one to use.
+    for key in ("$schema", "$id", "title"):
         document.pop(key, None)
     inline = {name: schema for name, schema in defs.items() if _scalar(schema)}
 
