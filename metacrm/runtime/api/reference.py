@@ -30,7 +30,7 @@ from metacrm.runtime.api.operation import Schema, operation
 EXPAND_NAMED = 2
 SMALL = 12
 RESPONSE_LEVELS = 0
-EXAMPLE_DEPTH = 5
+EXAMPLE_DEPTH = 8
 METHOD_ORDER = {"get": 0, "post": 1, "put": 2, "patch": 3, "delete": 4}
 STRING_EXAMPLES = {
     "date": "2030-01-31",
@@ -176,7 +176,7 @@ class Reader:
         if isinstance(items, dict):
             found.items = self.view(items, expanded, trail, levels)
             found.type = f"array of {found.items.type}"
-            if not found.items.link:
+            if not (found.items.link or found.items.fields):
                 found.facts += [f"each {fact}" for fact in found.items.facts]
         return found
 
@@ -220,11 +220,14 @@ class Reader:
         for prop, sub in (schema.get("properties") or {}).items():
             # Properties a client may not send (read-only) or that are ignored have no example.
             if isinstance(sub, dict) and sub and "not" not in sub:
-                out[prop] = self.example(sub, depth + 1, prop)
+                value = self.example(sub, depth + 1, prop)
+                if value is not None:  # None: too deep to write out here
+                    out[prop] = value
         extra = schema.get("additionalProperties")
         if not out and isinstance(extra, dict):
-            keys = schema.get("required") or ["key"]
-            out = {key: self.example(extra, depth + 1, key) for key in keys}
+            value = self.example(extra, depth + 1)
+            if value is not None:
+                out = {key: value for key in schema.get("required") or ["key"]}
         return out
 
 
