@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ADMIN ?= admin@example.com
 
-.PHONY: run test lint format bench clean
+.PHONY: run test quick lint format bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "metacrm needs Python 3.11 or newer")'
@@ -25,6 +25,10 @@ lint: $(INSTALLED)
 
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider -n 2
+
+# The suite without the tests marked `slow` (a clean install of the wheel, ...); CI runs `test`.
+quick: lint
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not slow"
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

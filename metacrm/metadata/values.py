@@ -192,7 +192,10 @@ def _datetime(field: FieldDef, value: Any) -> datetime:
         value = datetime(value.year, value.month, value.day)
     if not isinstance(value, datetime):
         raise ValueProblem("format", "must be an ISO 8601 date and time")
-    moment: datetime = as_utc(value)
+    try:
+        moment: datetime = as_utc(value)
+    except OverflowError:  # an offset that takes year 1 or 9999 out of range
+        raise ValueProblem("format", "is outside the years 1 to 9999 in UTC") from None
     return _bounded(field, moment, lambda s: _datetime_bound(s))
 
 

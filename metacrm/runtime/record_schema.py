@@ -3,6 +3,7 @@ send (checked on every write), one for what the API returns (published in OpenAP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -81,15 +82,24 @@ def input_schema(entity: EntityDef) -> dict[str, Any]:
     }
 
 
-def output_schema(entity: EntityDef) -> dict[str, Any]:
+# An expanded lookup whose target the caller may not read (or that isn't described): its id.
+EXPANDED = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
+
+
+def output_schema(
+    entity: EntityDef, expanded: Callable[[str], dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What the API returns. A lookup is the target's id, or with `expand` the target record:
+    `expanded(target)` describes it (a reference to the target's schema, say)."""
     properties = {f.name: _nullable(value_schema(f)) for f in entity.all_fields}
     properties["id"] = {"type": "string"}
     properties["version"] = {"type": "integer"}
     properties.pop("deleted_at", None)
     for field in entity.fields:
-        if field.type in ("lookup", "user"):
+        if field.type == "lookup":
+            target = expanded(field.target or "") if expanded else EXPANDED
             properties[field.name] = {
-                "anyOf": [{"type": "string"}, {"type": "object"}, {"type": "null"}]
+                "anyOf": [{"type": "string", "maxLength": 26}, target, {"type": "null"}]
             }
     return {"type": "object", "properties": properties, "required": ["id"]}
 

@@ -127,6 +127,14 @@ def test_invalid_delegations_are_refused_with_every_problem(world: World) -> Non
         ("delegate", "not_found"),
         ("ends_at", "order"),
     }
+    # An offset that takes the time before year 1 in UTC is a bad value, not a server error.
+    underflow = world.post(
+        "mgr",
+        DELEGATIONS,
+        {"delegate": "ghost", "starts_at": iso(now), "ends_at": "0001-01-01T01:00:00+01:13"},
+    )
+    assert underflow.status_code == 422, underflow.text
+    assert ("ends_at", "format") in {(e["field"], e["code"]) for e in underflow.json()["errors"]}
 
 
 # ---- reassigning ----------------------------------------------------------------------------

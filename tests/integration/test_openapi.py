@@ -3,6 +3,7 @@ it is now, and honoured by the API itself, as a bounded schemathesis run over it
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -13,6 +14,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -20,8 +23,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
-from metacrm.runtime.api.app import ROUTES
 
 OPENAPI = "/api/v1/openapi.json"
 RECORDS = "/api/v1/records"
@@ -31,6 +32,11 @@ META = "/api/v1/meta/entities"
 # delegations), each half valid and half off the document in one place: enough to find a 500,
 # about half a minute on SQLite.
 EXAMPLES_PER_OPERATION = 40
+# Whole metadata documents (entities, roles, pipelines, approval processes) are described by
+# their real JSON Schemas: each generated one is a deep, mostly valid document, slow to make
+# and to apply, and a few of them go further than forty random objects would.
+EXAMPLES_PER_DOCUMENT_WRITE = 8
+DOCUMENT_WRITE = re.compile(r"^(POST|PUT) /api/v1/meta/[a-z-]+(/\{name\})?$")
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,
@@ -51,6 +57,16 @@ def openapi(api: Api) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     return response.json()
+
+
+def named(document: dict[str, Any], schema: str) -> Draft202012Validator:
+    """A validator of one of the document's schemas, its references resolved in the document."""
+    registry = Registry().with_resource("urn:doc", DRAFT202012.create_resource(document))
+    return Draft202012Validator(
+        {"$ref": f"urn:doc#/components/schemas/{schema}"},
+        registry=registry,
+        format_checker=FormatChecker(),
+    )
 
 
 def create(api: Api, entity: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -113,13 +129,13 @@ def test_records_the_api_returns_match_their_published_schema(crm: Api) -> None:
             "email": "buyer@example.com",
         },
     )
-    schemas = openapi(crm)["components"]["schemas"]
-    checker = FormatChecker()
-    Draft202012Validator(schemas["Account"], format_checker=checker).validate(account)
-    Draft202012Validator(schemas["Opportunity"], format_checker=checker).validate(opportunity)
+    document = openapi(crm)
+    named(document, "Account").validate(account)
+    named(document, "Opportunity").validate(opportunity)
     expanded = crm.get(f"{RECORDS}/opportunity/{opportunity['id']}", params={"expand": "account"})
     assert expanded.status_code == 200, expanded.text
-    Draft202012Validator(schemas["Opportunity"], format_checker=checker).validate(expanded.json())
+    named(document, "Opportunity").validate(expanded.json())
+    assert not named(document, "Opportunity").is_valid({**expanded.json(), "account": {"x": 1}})
 
 
 def test_a_field_added_through_the_metadata_api_is_in_the_next_document(crm: Api) -> None:
@@ -134,21 +150,6 @@ def test_a_field_added_through_the_metadata_api_is_in_the_next_document(crm: Api
     schemas = after["components"]["schemas"]
     assert "integer" in schemas["Opportunity"]["properties"]["discount"]["type"]
     assert "integer" in schemas["OpportunityInput"]["properties"]["discount"]["type"]
-
-
-def test_every_route_of_the_app_is_in_the_document(crm: Api) -> None:
-    paths = openapi(crm)["paths"]
-    documented = {
-        (path.replace("{entity}", "account"), method.upper())
-        for path, item in paths.items()
-        for method in item
-        if method != "parameters"
-    }
-    for method, path, _ in ROUTES:
-        if path in (OPENAPI, "/api/docs"):
-            continue  # the document and its page
-        concrete = path.replace("{entity}", "account")
-        assert (concrete, method) in documented, f"{method} {path} is not documented"
 
 
 def test_a_caller_sees_only_the_entities_and_fields_their_roles_show(crm: Api) -> None:
@@ -271,7 +272,9 @@ def test_schemathesis_finds_no_server_errors_and_no_response_breaking_the_docume
     for operation in operations:
 
         @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
+            max_examples=EXAMPLES_PER_DOCUMENT_WRITE
+            if DOCUMENT_WRITE.match(operation.label)
+            else EXAMPLES_PER_OPERATION,
             deadline=None,
             derandomize=True,
             database=None,

@@ -364,6 +364,8 @@ def test_a_date_becomes_midnight_utc() -> None:
         ("2023-02-29T10:00:00Z", "real date"),
         ("2024-03-01T10:00:00+2", "ISO 8601"),
         (1709294400, "ISO 8601"),
+        ("0001-01-01T01:00:00+01:13", "years 1 to 9999"),
+        ("9999-12-31T23:00:00-02:00", "years 1 to 9999"),
     ],
 )
 def test_malformed_or_impossible_datetimes_are_refused(value: Any, words: str) -> None:

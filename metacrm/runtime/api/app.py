@@ -26,19 +26,25 @@ from metacrm.runtime.api import (
     openapi,
     pipelines,
     records,
+    reference,
     roles,
     tokens,
     webhooks,
 )
 from metacrm.runtime.api.context import Runtime
+from metacrm.runtime.api.openapi import RouteRow
+from metacrm.runtime.api.operation import Endpoint, Operation, Reply, ref
 from metacrm.runtime.services import Services
 from metacrm.runtime.startup import build_services
 
 V1 = "/api/v1"
 
-ROUTES = [
+# Every route the app serves, but the health check (built with the engine, below). Each endpoint
+# carries its OpenAPI operation (operation.py), from which the document is generated.
+ROUTES: list[RouteRow] = [
     ("GET", f"{V1}/openapi.json", openapi.openapi_json),
-    ("GET", "/api/docs", openapi.docs_page),
+    ("GET", "/api/docs", reference.docs_page),
+    ("GET", "/api/docs/entities", reference.entity_reference),
     ("GET", f"{V1}/meta/entities", meta.list_entities),
     ("POST", f"{V1}/meta/entities", meta.create_entity),
     ("GET", f"{V1}/meta/entities/{{name}}", meta.get_entity),
@@ -105,9 +111,26 @@ ROUTES = [
 ]
 
 
-def _routes() -> list[Route]:
+HEALTH = Operation(
+    "health",
+    "platform",
+    "Is the service up?",
+    description="Checks the database, and Redis when configured. Needs no token.",
+    response=ref("Health"),
+    also=(Reply(503, ref("Health"), "Unhealthy: the part that failed says error"),),
+    public=True,
+)
+
+
+def route_table(engine: Engine, settings: Settings) -> list[RouteRow]:
+    """The routes of an app over this engine: ROUTES and the health check."""
+    health = health_route(engine, settings.redis_url)
+    return [("GET", health.path, Endpoint(health.endpoint, HEALTH)), *ROUTES]
+
+
+def _routes(table: list[RouteRow]) -> list[Route]:
     by_path: dict[str, dict[str, object]] = {}
-    for method, path, endpoint in ROUTES:
+    for method, path, endpoint in table:
         by_path.setdefault(path, {})[method] = endpoint
     routes = []
     for path, methods in by_path.items():
@@ -136,11 +159,14 @@ def build_app(
     templates = Environment(
         loader=PackageLoader("metacrm.runtime.api", "templates"),
         autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     runtime = Runtime(services)
+    table = route_table(services.engine, settings)
     return create_app(
-        [health_route(services.engine, settings.redis_url), *_routes()],
-        {"runtime": runtime, "templates": templates, "engine": services.engine},
+        _routes(table),
+        {"runtime": runtime, "templates": templates, "engine": services.engine, "routes": table},
         lifespan=partial(_background, services),
     )
 

@@ -16,11 +16,14 @@ from metacrm.runtime import approvals
 from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.documents import DocumentEndpoints
 from metacrm.runtime.api.http import JSONResponse, read_json
+from metacrm.runtime.api.operation import Body, Param, operation, page, ref
 from metacrm.runtime.approvals.transitions import APPROVED, REJECTED
 from metacrm.runtime.approvals.views import INBOX_STATUSES
 from metacrm.runtime.rule_checks import expression_checker
 
 MAX_COMMENT = 4000
+TAG = "approvals"
+ANSWER = Body(ref("Answer"), required=False, example={"comment": "Looks good"})
 
 
 def _designer(work: Work) -> ApprovalProcessDesigner:
@@ -44,7 +47,14 @@ def _summary(doc: store.StoredDocument) -> dict[str, Any]:
     }
 
 
-APPROVAL_PROCESSES = DocumentEndpoints("approval-processes", APPROVAL_PROCESS, _designer, _summary)
+APPROVAL_PROCESSES = DocumentEndpoints(
+    "approval-processes",
+    APPROVAL_PROCESS,
+    _designer,
+    _summary,
+    "ApprovalProcess",
+    "ApprovalProcessSummary",
+)
 
 
 async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
@@ -71,6 +81,17 @@ async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
 # ---- a record's approvals -------------------------------------------------------------------
 
 
+@operation(
+    "submit_for_approval",
+    "records",
+    "Submit a record for approval",
+    description="Refused (422) up front when a step would have nobody to approve it.",
+    status=201,
+    body=Body(ref("Submission"), example={"process": "discount_approval", "comment": "Please"}),
+    response=ref("Approval"),
+    headers=("Location",),
+    errors=(409,),
+)
 async def submit_record(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     body = await _body(request, {"process", "comment"})
@@ -90,6 +111,12 @@ async def submit_record(request: Request) -> Response:
     )
 
 
+@operation(
+    "record_approvals",
+    "records",
+    "A record's approvals, newest first, with tasks and log",
+    response=page(ref("Approval")),
+)
 async def list_record_approvals(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     found = await runtime_of(request).run(
@@ -101,6 +128,18 @@ async def list_record_approvals(request: Request) -> Response:
 # ---- approvals ------------------------------------------------------------------------------
 
 
+@operation(
+    "approval_inbox",
+    TAG,
+    "An approver's inbox: their tasks, newest first",
+    description="Each item is a task; its `approval` is the id that approve, reject and the "
+    "other answers take.",
+    params=(
+        Param("assigned_to", {"type": "string"}, "me (default), or a user id (admins)"),
+        Param("status", {"enum": sorted(INBOX_STATUSES)}, "Task status (default: pending)"),
+    ),
+    response=page(ref("InboxItem")),
+)
 async def list_inbox(request: Request) -> Response:
     assigned_to = request.query_params.get("assigned_to", "me")
     status = request.query_params.get("status", "pending")
@@ -116,6 +155,7 @@ async def list_inbox(request: Request) -> Response:
     return JSONResponse({"data": await runtime_of(request).run(request, tasks)})
 
 
+@operation("get_approval", TAG, "An approval, with its tasks and log", response=ref("Approval"))
 async def get_approval(request: Request) -> Response:
     approval_id = request.path_params["id"]
 
@@ -139,14 +179,38 @@ async def _answer(request: Request, answer: str) -> Response:
     return JSONResponse(await runtime_of(request).run(request, decide, write=True))
 
 
+@operation(
+    "approve",
+    TAG,
+    "Approve the caller's task of the current step",
+    body=ANSWER,
+    response=ref("Approval"),
+    errors=(409,),
+)
 async def approve(request: Request) -> Response:
     return await _answer(request, APPROVED)
 
 
+@operation(
+    "reject",
+    TAG,
+    "Reject the caller's task of the current step",
+    body=ANSWER,
+    response=ref("Approval"),
+    errors=(409,),
+)
 async def reject(request: Request) -> Response:
     return await _answer(request, REJECTED)
 
 
+@operation(
+    "recall",
+    TAG,
+    "Withdraw a pending approval (the submitter)",
+    body=ANSWER,
+    response=ref("Approval"),
+    errors=(409,),
+)
 async def recall(request: Request) -> Response:
     approval_id = request.path_params["id"]
     body = await _body(request, {"comment"})
@@ -160,6 +224,14 @@ async def recall(request: Request) -> Response:
     return JSONResponse(await runtime_of(request).run(request, withdraw, write=True))
 
 
+@operation(
+    "reassign",
+    TAG,
+    "Hand a pending task to someone else (admins or the task holder)",
+    body=Body(ref("Reassignment"), example={"to": "01J0000000000000000000USER"}),
+    response=ref("Approval"),
+    errors=(409,),
+)
 async def reassign(request: Request) -> Response:
     approval_id = request.path_params["id"]
     body = await _body(request, {"from", "to", "comment"})
@@ -186,6 +258,12 @@ async def reassign(request: Request) -> Response:
 # ---- delegations ----------------------------------------------------------------------------
 
 
+@operation(
+    "list_delegations",
+    TAG,
+    "The caller's delegations, given and received",
+    response=page(ref("Delegation")),
+)
 async def my_delegations(request: Request) -> Response:
     found = await runtime_of(request).run(
         request, lambda w: approvals.list_delegations(w.conn, w.user)
@@ -193,6 +271,21 @@ async def my_delegations(request: Request) -> Response:
     return JSONResponse({"data": found})
 
 
+@operation(
+    "delegate",
+    TAG,
+    "Route the caller's approval tasks to a delegate for a while",
+    status=201,
+    body=Body(
+        ref("DelegationInput"),
+        example={
+            "delegate": "01J0000000000000000000USER",
+            "starts_at": "2030-01-01T00:00:00Z",
+            "ends_at": "2030-01-15T00:00:00Z",
+        },
+    ),
+    response=ref("Delegation"),
+)
 async def delegate(request: Request) -> Response:
     body = await read_json(request)
     created = await runtime_of(request).run(
@@ -203,6 +296,7 @@ async def delegate(request: Request) -> Response:
     return JSONResponse(created, status_code=201)
 
 
+@operation("end_delegation", TAG, "End a delegation (its delegator)", status=204)
 async def end_delegation(request: Request) -> Response:
     delegation_id = request.path_params["id"]
 

@@ -22,12 +22,16 @@ from metacrm.platform.users import (
 )
 from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
+from metacrm.runtime.api.operation import Body, operation, page, ref
 
 USER_FIELDS = {"email", "password", "name", "roles", "is_admin", "org_unit", "manager"}
 USER_CHANGES = {"password", "name", "roles", "is_admin", "org_unit", "manager", "is_active"}
 UNIT_FIELDS = {"name", "label", "parent", "head"}
 UNIT_CHANGES = {"label", "parent", "head"}
 READ_LEVEL_NAMES = {HIDDEN: "hidden", MASKED: "masked"}
+
+
+TAG = "users"
 
 
 def _object(body: Any, allowed: set[str], what: str) -> dict[str, Any]:
@@ -80,6 +84,7 @@ def _roles(work: Work, body: dict[str, Any]) -> tuple[list[str] | None, bool | N
 # ---- users ----------------------------------------------------------------------------------
 
 
+@operation("list_users", TAG, "All users (admins)", response=page(ref("User")))
 async def list_all_users(request: Request) -> Response:
     def users(work: Work) -> list[dict[str, Any]]:
         return [u.as_json() for u in list_users(work.conn)]
@@ -87,6 +92,24 @@ async def list_all_users(request: Request) -> Response:
     return JSONResponse({"data": await runtime_of(request).run(request, users, admin=True)})
 
 
+@operation(
+    "create_user",
+    TAG,
+    "Add a user (admins)",
+    status=201,
+    body=Body(
+        ref("UserInput"),
+        example={
+            "email": "ann@example.com",
+            "password": "a-long-password",
+            "name": "Ann",
+            "roles": ["sales_rep"],
+        },
+    ),
+    response=ref("User"),
+    headers=("Location",),
+    errors=(409,),
+)
 async def create_one_user(request: Request) -> Response:
     raw = await read_json(request)
 
@@ -108,6 +131,7 @@ async def create_one_user(request: Request) -> Response:
     return JSONResponse(user, status_code=201, headers={"Location": f"/api/v1/users/{user['id']}"})
 
 
+@operation("get_user", TAG, "A user (admins, or the user)", response=ref("User"))
 async def get_one_user(request: Request) -> Response:
     user_id = request.path_params["id"]
 
@@ -119,6 +143,14 @@ async def get_one_user(request: Request) -> Response:
     return JSONResponse(await runtime_of(request).run(request, one))
 
 
+@operation(
+    "change_user",
+    TAG,
+    "Change a user (admins)",
+    description='{"is_active": false} freezes a user: every token stops working at once.',
+    body=Body(ref("UserChange"), example={"roles": ["sales_manager"]}),
+    response=ref("User"),
+)
 async def change_one_user(request: Request) -> Response:
     user_id = request.path_params["id"]
     raw = await read_json(request)
@@ -153,6 +185,7 @@ async def change_one_user(request: Request) -> Response:
 # ---- org units ------------------------------------------------------------------------------
 
 
+@operation("list_org_units", TAG, "The org tree", response=page(ref("OrgUnit")))
 async def list_org_units(request: Request) -> Response:
     def units(work: Work) -> list[dict[str, Any]]:
         return [u.as_json() for u in list_units(work.conn)]
@@ -160,6 +193,16 @@ async def list_org_units(request: Request) -> Response:
     return JSONResponse({"data": await runtime_of(request).run(request, units)})
 
 
+@operation(
+    "create_org_unit",
+    TAG,
+    "Add an org unit (admins)",
+    status=201,
+    body=Body(ref("OrgUnitInput"), example={"name": "east", "label": "East region"}),
+    response=ref("OrgUnit"),
+    headers=("Location",),
+    errors=(409,),
+)
 async def create_org_unit(request: Request) -> Response:
     raw = await read_json(request)
 
@@ -178,12 +221,21 @@ async def create_org_unit(request: Request) -> Response:
     return JSONResponse(unit, status_code=201, headers={"Location": location})
 
 
+@operation("get_org_unit", TAG, "An org unit", response=ref("OrgUnit"))
 async def get_org_unit(request: Request) -> Response:
     unit_id = request.path_params["id"]
     unit = await runtime_of(request).run(request, lambda w: get_unit(w.conn, unit_id).as_json())
     return JSONResponse(unit)
 
 
+@operation(
+    "change_org_unit",
+    TAG,
+    "Change an org unit (admins)",
+    description="Cycles in the tree are refused (422).",
+    body=Body(ref("OrgUnitChange"), example={"label": "East and central"}),
+    response=ref("OrgUnit"),
+)
 async def change_org_unit(request: Request) -> Response:
     unit_id = request.path_params["id"]
     raw = await read_json(request)
@@ -203,6 +255,7 @@ async def change_org_unit(request: Request) -> Response:
     return JSONResponse(await runtime_of(request).run(request, change, write=True, admin=True))
 
 
+@operation("delete_org_unit", TAG, "Delete an org unit (admins)", status=204, errors=(409,))
 async def delete_org_unit(request: Request) -> Response:
     unit_id = request.path_params["id"]
 
@@ -216,10 +269,19 @@ async def delete_org_unit(request: Request) -> Response:
 # ---- me -------------------------------------------------------------------------------------
 
 
+@operation("me", TAG, "The caller", response=ref("User"))
 async def me(request: Request) -> Response:
     return JSONResponse(await runtime_of(request).run(request, lambda w: w.user.as_json()))
 
 
+@operation(
+    "my_permissions",
+    TAG,
+    "What the caller may do",
+    description="Per entity, the actions with their scopes, and per field whether the caller "
+    "sees it, may filter on it and may write it.",
+    response=ref("MyPermissions"),
+)
 async def my_permissions(request: Request) -> Response:
     return JSONResponse(await runtime_of(request).run(request, permissions_of))
 

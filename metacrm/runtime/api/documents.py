@@ -15,8 +15,7 @@ from metacrm.metadata.documents import DocumentDesigner
 from metacrm.platform.errors import BadRequest, NotFound
 from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
-
-Endpoint = Callable[[Request], Any]
+from metacrm.runtime.api.operation import Body, Endpoint, Handler, Operation, page, ref
 
 
 @dataclass(frozen=True)
@@ -28,17 +27,75 @@ class DocumentEndpoints:
     # One line of the list: a summary of a stored document.
     summary: Callable[[store.StoredDocument], dict[str, Any]]
 
+    # The OpenAPI schema names of the document and of a line of the list; what create and
+    # replace take, when it is more than the document (None: the document).
+    schema: str
+    summary_schema: str
+    input_schema: str | None = None
+
     def routes(self, prefix: str) -> list[tuple[str, str, Endpoint]]:
         base = f"{prefix}/meta/{self.collection}"
+        one = f"{base}/{{name}}"
+        noun, words = self.kind, self.kind.replace("_", " ")
+        document, body = ref(self.schema), Body(ref(self.input_schema or self.schema))
+        summaries = page(ref(self.summary_schema))
+        described = self._described
+        plural = self.collection.replace("-", " ")
+        listed = described(self.list, f"list_{self._tag}", f"All {plural}", response=summaries)
+        created = described(
+            self.create,
+            f"create_{noun}",
+            f"Create a {words}",
+            status=201,
+            body=body,
+            response=document,
+            errors=(409,),
+        )
+        read = described(self.get, f"get_{noun}", f"A {words}, with its version", response=document)
+        replaced = described(
+            self.replace,
+            f"replace_{noun}",
+            f"Replace a {words}",
+            body=body,
+            response=document,
+            errors=(409, 412),
+            description="Send back the `version` you read to be refused (412) if someone changed "
+            "the document in between.",
+        )
+        deleted = described(
+            self.delete, f"delete_{noun}", f"Delete a {words}", status=204, errors=(409,)
+        )
+        versions = described(
+            self.versions,
+            f"{noun}_versions",
+            "Every version, with author, time and diff",
+            response=page(ref("DocumentVersion")),
+        )
+        restored = described(
+            self.restore,
+            f"restore_{noun}_version",
+            "Make an old version current again",
+            response=document,
+            errors=(409,),
+        )
         return [
-            ("GET", base, self.list),
-            ("POST", base, self.create),
-            ("GET", f"{base}/{{name}}", self.get),
-            ("PUT", f"{base}/{{name}}", self.replace),
-            ("DELETE", f"{base}/{{name}}", self.delete),
-            ("GET", f"{base}/{{name}}/versions", self.versions),
-            ("POST", f"{base}/{{name}}/versions/{{version}}/restore", self.restore),
+            ("GET", base, listed),
+            ("POST", base, created),
+            ("GET", one, read),
+            ("PUT", one, replaced),
+            ("DELETE", one, deleted),
+            ("GET", f"{one}/versions", versions),
+            ("POST", f"{one}/versions/{{version}}/restore", restored),
         ]
+
+    @property
+    def _tag(self) -> str:
+        return self.collection.replace("-", "_")
+
+    def _described(
+        self, handler: Handler, operation_id: str, summary: str, **details: Any
+    ) -> Endpoint:
+        return Endpoint(handler, Operation(operation_id, self._tag, summary, **details))
 
     def _document(self, work: Work, name: str) -> dict[str, Any]:
         found = self.designer(work).current(name)

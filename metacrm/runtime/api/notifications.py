@@ -9,9 +9,25 @@ from starlette.responses import Response
 from metacrm.runtime import notifications
 from metacrm.runtime.api.context import runtime_of
 from metacrm.runtime.api.http import JSONResponse
+from metacrm.runtime.api.operation import Param, operation, page, ref
 from metacrm.runtime.api.params import parse_bool, parse_limit
+from metacrm.runtime.listing import MAX_LIMIT
+
+TAG = "notifications"
 
 
+@operation(
+    "list_notifications",
+    TAG,
+    "The caller's notifications, newest first",
+    params=(
+        Param("unread", {"type": "boolean"}, "Only unread ones"),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "At most"),
+    ),
+    response=page(
+        ref("Notification"), ("unread",), unread={"type": "integer", "description": "Unread"}
+    ),
+)
 async def list_notifications(request: Request) -> Response:
     unread_only = parse_bool(request.query_params.get("unread"), "unread")
     limit = parse_limit(request.query_params.get("limit"))
@@ -22,6 +38,7 @@ async def list_notifications(request: Request) -> Response:
     return JSONResponse(listed)
 
 
+@operation("mark_read", TAG, "Mark a notification read", response=ref("Notification"))
 async def mark_read(request: Request) -> Response:
     notification_id = request.path_params["id"]
     marked = await runtime_of(request).run(
@@ -32,6 +49,16 @@ async def mark_read(request: Request) -> Response:
     return JSONResponse(marked)
 
 
+@operation(
+    "read_all",
+    TAG,
+    "Mark every notification of the caller read",
+    response={
+        "type": "object",
+        "required": ["marked"],
+        "properties": {"marked": {"type": "integer", "description": "How many were unread"}},
+    },
+)
 async def read_all(request: Request) -> Response:
     marked = await runtime_of(request).run(
         request, lambda w: notifications.mark_all_read(w.conn, w.user.id), write=True

@@ -1,539 +1,318 @@
-"""The OpenAPI 3.1 document, generated from the metadata as it is now, and the docs page."""
+"""The OpenAPI 3.1 document, generated from the route table and the metadata as it is now.
+
+Which operations exist comes from the route table (each endpoint carries its `Operation`, see
+operation.py); what a record looks like comes from the entities the caller may use. Operations
+under `/api/v1/records/{entity}` are repeated for each such entity, with its record schemas.
+"""
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 import metacrm
+from metacrm.metadata.model import EntityDef
 from metacrm.metadata.roles import ACTIONS
+from metacrm.runtime.api.components import (
+    OPENAPI_DOCUMENT,
+    RECORD,
+    RECORD_INPUT,
+    components,
+    record_page,
+)
 from metacrm.runtime.api.context import runtime_of
 from metacrm.runtime.api.http import JSONResponse
+from metacrm.runtime.api.operation import (
+    ENTITY_SCHEMA,
+    ENTITY_SEGMENT,
+    Operation,
+    Schema,
+    operation,
+    ref,
+)
 from metacrm.runtime.catalog import Catalog
-from metacrm.runtime.listing import MAX_LIMIT
 from metacrm.runtime.permissions import Permissions
-from metacrm.runtime.record_schema import input_schema, output_schema
+from metacrm.runtime.record_schema import EXPANDED, input_schema, output_schema
 
-PROBLEM = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "code", "message"],
-                "properties": {
-                    "field": {"type": "string"},
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                },
-            },
-        },
-        "position": {
-            "type": "object",
-            "properties": {"line": {"type": "integer"}, "column": {"type": "integer"}},
-        },
-    },
+# A row of the route table: method, path, endpoint.
+RouteRow = tuple[str, str, Any]
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SUCCESS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content"}
+PROBLEMS = {
+    400: "Malformed request (a bad parameter, filter, sort or cursor)",
+    401: "Missing or bad token",
+    403: "Authenticated but not allowed",
+    404: "No such resource, or one the caller may not read",
+    409: "Conflict (a name or unique value taken, or the state changed)",
+    412: "If-Match or the document's version does not match the current version",
+    413: "Body too large",
+    415: "Not JSON",
+    422: "Well-formed but invalid (every problem found, each with its field)",
+    423: "Locked while an approval is pending",
+    429: "Too many requests",
 }
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
-    }
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-ERRORS = {
-    "400": _problem("Malformed request"),
-    "401": _problem("Missing or bad token"),
-    "403": _problem("Not allowed"),
-    "404": _problem("Unknown entity or record"),
+# Path parameters by name: their schema and meaning, wherever they appear.
+NAME_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
+PATH_PARAMETERS: dict[str, tuple[Schema, str]] = {
+    "entity": ({"type": "string", "pattern": NAME_PATTERN}, "The entity's name"),
+    "name": ({"type": "string", "pattern": NAME_PATTERN}, "The document's name"),
+    "field": ({"type": "string", "pattern": NAME_PATTERN}, "The field's name"),
+    "version": ({"type": "integer", "minimum": 1}, "A version number of the document"),
+    "id": ({"type": "string"}, "The id"),
+    "delivery": ({"type": "string"}, "The delivery's id"),
+    "share": ({"type": "string"}, "The share's id"),
 }
-WRITE_ERRORS = {
-    **ERRORS,
-    "409": _problem("Conflict (a unique value)"),
-    "412": _problem("If-Match does not match the record's version"),
-    "413": _problem("Body too large"),
-    "415": _problem("Not JSON"),
-    "422": _problem("Invalid record"),
-    "423": _problem("Locked while an approval is pending"),
-}
+# The document's tags in the order the reference shows them; each operation names one. Records
+# operations are tagged with their entity in a caller's document ("records" without metadata).
+TAGS = [
+    ("platform", "Health, the OpenAPI document and this reference"),
+    ("entities", "Design entities and their fields; every change is versioned (admins change)"),
+    ("records", "Records of every entity: list, create, read, change, delete, history, shares, "
+     "stages and approvals"),
+    ("approvals", "The approval inbox, answers, recall, reassignment and delegations"),
+    ("roles", "Who may do what with which records (admins)"),
+    ("pipelines", "Ordered stages bound to a picklist field (admins)"),
+    ("approval_processes", "Who must approve which records, in which steps (admins)"),
+    ("users", "Users, the org tree, the caller and their permissions"),
+    ("webhooks", "Signed event deliveries to other systems (admins)"),
+    ("notifications", "The caller's inbox"),
+]  # fmt: skip
+_PATH_PARAMETER = re.compile(r"\{([a-z_]+)\}")
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
+def operation_of(endpoint: Any) -> Operation | None:
+    """The operation an endpoint of the route table carries, if any."""
+    found = getattr(endpoint, "operation", None)
+    return found if isinstance(found, Operation) else None
 
 
-LIST_PARAMETERS = [
-    _query("filter", {"type": "string"}, "A rule-language expression"),
-    _query("sort", {"type": "string"}, "Comma-separated fields, - for descending"),
-    _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Page size"),
-    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
-    _query("fields", {"type": "string"}, "Only these fields (plus id)"),
-    _query("expand", {"type": "string"}, "Embed these lookups"),
-    _query("q", {"type": "string"}, "Case-insensitive search"),
-    _query("count", {"type": "boolean"}, "Add the total count"),
-]
-IF_MATCH = {
-    "name": "If-Match",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": 'The ETag the record was read with, such as "3"',
-}
+def schema_names(entities: Iterable[EntityDef], taken: Iterable[str]) -> dict[str, str]:
+    """Each entity's schema name: its name in CamelCase ("sales_order" → "SalesOrder"), or
+    `Entity_<name>` when that, its Input or its Page would take a name already in use."""
+    used = set(taken)
+    names = {}
+    for entity in sorted(entities, key=lambda e: e.name):
+        title = "".join(part.capitalize() for part in entity.name.split("_"))
+        if {title, f"{title}Input", f"{title}Page"} & used:
+            title = f"Entity_{entity.name}"
+        used.update({title, f"{title}Input", f"{title}Page"})
+        names[entity.name] = title
+    return names
 
 
-def _entity_paths(name: str) -> dict[str, Any]:
-    title = _schema_name(name)
-    record_ref = {"$ref": f"#/components/schemas/{title}"}
-    input_ref = {"$ref": f"#/components/schemas/{title}Input"}
-    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-    body = {"required": True, "content": {"application/json": {"schema": input_ref}}}
-    page = {
-        "type": "object",
-        "required": ["data", "next_cursor"],
-        "properties": {
-            "data": {"type": "array", "items": record_ref},
-            "next_cursor": {"type": ["string", "null"]},
-            "count": {"type": "integer"},
-        },
-    }
-    history = {"type": "object", "properties": {"data": {"type": "array"}}}
-    tags = [name]
-    return {
-        f"/api/v1/records/{name}": {
-            "get": {
-                "operationId": f"list_{name}",
-                "tags": tags,
-                "parameters": LIST_PARAMETERS,
-                "responses": {"200": _json(page), **ERRORS},
-            },
-            "post": {
-                "operationId": f"create_{name}",
-                "tags": tags,
-                "requestBody": body,
-                "responses": {"201": _json(record_ref, "Created"), **WRITE_ERRORS},
-            },
-        },
-        f"/api/v1/records/{name}/{{id}}": {
-            "parameters": [id_param],
-            "get": {
-                "operationId": f"get_{name}",
-                "tags": tags,
-                "parameters": [LIST_PARAMETERS[4], LIST_PARAMETERS[5]],
-                "responses": {"200": _json(record_ref), **ERRORS},
-            },
-            "patch": {
-                "operationId": f"update_{name}",
-                "tags": tags,
-                "parameters": [IF_MATCH],
-                "requestBody": body,
-                "responses": {"200": _json(record_ref), **WRITE_ERRORS},
-            },
-            "delete": {
-                "operationId": f"delete_{name}",
-                "tags": tags,
-                "parameters": [IF_MATCH],
-                "responses": {"204": {"description": "Deleted"}, **WRITE_ERRORS},
-            },
-        },
-        f"/api/v1/records/{name}/{{id}}/restore": {
-            "parameters": [id_param],
-            "post": {
-                "operationId": f"restore_{name}",
-                "tags": tags,
-                "responses": {"200": _json(record_ref), **WRITE_ERRORS},
-            },
-        },
-        f"/api/v1/records/{name}/{{id}}/history": {
-            "parameters": [id_param],
-            "get": {
-                "operationId": f"history_{name}",
-                "tags": tags,
-                "responses": {"200": _json(history), **ERRORS},
-            },
-        },
-    }
+def _unique(operation_id: str, taken: set[str]) -> str:
+    """The id, or (when an entity's name makes it another operation's, as `create` for an
+    entity named `webhook` would) the id numbered; fixed operations keep theirs."""
+    found, n = operation_id, 1
+    while found in taken:
+        n += 1
+        found = f"{operation_id}_{n}"
+    taken.add(found)
+    return found
 
 
-def _schema_name(entity: str) -> str:
-    return "".join(part.capitalize() for part in entity.split("_")) or entity
-
-
-def _meta_paths() -> dict[str, Any]:
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-    field = {"name": "field", "in": "path", "required": True, "schema": {"type": "string"}}
-    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}}
-    doc = {"type": "object"}
-    body = {"required": True, "content": {"application/json": {"schema": doc}}}
-    tags = ["metadata"]
-    ok = {"200": _json(doc), **WRITE_ERRORS}
-    return {
-        "/api/v1/meta/entities": {
-            "get": {
-                "operationId": "list_entities",
-                "tags": tags,
-                "responses": {"200": _json(doc), **ERRORS},
-            },
-            "post": {
-                "operationId": "create_entity",
-                "tags": tags,
-                "requestBody": body,
-                "responses": {"201": _json(doc, "Created"), **ok},
-            },
-        },
-        "/api/v1/meta/entities/{name}": {
-            "parameters": [name],
-            "get": {
-                "operationId": "get_entity",
-                "tags": tags,
-                "responses": {"200": _json(doc), **ERRORS},
-            },
-            "put": {
-                "operationId": "replace_entity",
-                "tags": tags,
-                "requestBody": body,
-                "parameters": [_query("dry_run", {"type": "boolean"}, "Plan only")],
-                "responses": ok,
-            },
-            "delete": {
-                "operationId": "delete_entity",
-                "tags": tags,
-                "parameters": [
-                    _query("purge", {"type": "boolean"}, "Drop the table and records for good")
-                ],
-                "responses": {**ok, "422": _problem("Other metadata uses the entity")},
-            },
-        },
-        "/api/v1/meta/entities/{name}/restore": {
-            "parameters": [name],
-            "post": {"operationId": "restore_entity", "tags": tags, "responses": ok},
-        },
-        "/api/v1/meta/entities/{name}/fields": {
-            "parameters": [name],
-            "post": {
-                "operationId": "add_field",
-                "tags": tags,
-                "requestBody": body,
-                "responses": {"201": _json(doc, "Created"), **ok},
-            },
-        },
-        "/api/v1/meta/entities/{name}/fields/{field}": {
-            "parameters": [name, field],
-            "patch": {
-                "operationId": "change_field",
-                "tags": tags,
-                "requestBody": body,
-                "responses": ok,
-            },
-            "delete": {
-                "operationId": "delete_field",
-                "tags": tags,
-                "parameters": [_query("purge", {"type": "boolean"}, "Drop the data")],
-                "responses": ok,
-            },
-        },
-        "/api/v1/meta/entities/{name}/rules/test": {
-            "parameters": [name],
-            "post": {
-                "operationId": "test_rule",
-                "tags": tags,
-                "requestBody": body,
-                "responses": {"200": _json(doc), **WRITE_ERRORS},
-            },
-        },
-        "/api/v1/meta/entities/{name}/versions": {
-            "parameters": [name],
-            "get": {
-                "operationId": "entity_versions",
-                "tags": tags,
-                "responses": {"200": _json(doc), **ERRORS},
-            },
-        },
-        "/api/v1/meta/entities/{name}/versions/{version}/restore": {
-            "parameters": [name, version],
-            "post": {"operationId": "restore_entity_version", "tags": tags, "responses": ok},
-        },
-    }
-
-
-# Users, org units, roles, shares and the caller: (path, method, operationId, tag, success
-# status, has a JSON body). Their documents are described in the README.
-def _document_rows(collection: str, noun: str) -> list[tuple[str, str, str, str, str, bool]]:
-    """The seven operations of a named metadata document kind (DocumentEndpoints)."""
-    base = f"/api/v1/meta/{collection}"
-    tag = collection.replace("-", "_")
-    return [
-        (base, "get", f"list_{tag}", tag, "200", False),
-        (base, "post", f"create_{noun}", tag, "201", True),
-        (f"{base}/{{name}}", "get", f"get_{noun}", tag, "200", False),
-        (f"{base}/{{name}}", "put", f"replace_{noun}", tag, "200", True),
-        (f"{base}/{{name}}", "delete", f"delete_{noun}", tag, "204", False),
-        (f"{base}/{{name}}/versions", "get", f"{noun}_versions", tag, "200", False),
-        (
-            f"{base}/{{name}}/versions/{{version}}/restore",
-            "post",
-            f"restore_{noun}_version",
-            tag,
-            "200",
-            False,
-        ),
-    ]
-
-
-_MANAGEMENT = [
-    *_document_rows("roles", "role"),
-    *_document_rows("pipelines", "pipeline"),
-    *_document_rows("approval-processes", "approval_process"),
-    ("/api/v1/approvals", "get", "approval_inbox", "approvals", "200", False),
-    ("/api/v1/approvals/{id}", "get", "get_approval", "approvals", "200", False),
-    ("/api/v1/approvals/{id}/approve", "post", "approve", "approvals", "200", True),
-    ("/api/v1/approvals/{id}/reject", "post", "reject", "approvals", "200", True),
-    ("/api/v1/approvals/{id}/recall", "post", "recall", "approvals", "200", True),
-    ("/api/v1/approvals/{id}/reassign", "post", "reassign", "approvals", "200", True),
-    ("/api/v1/me/delegations", "get", "list_delegations", "approvals", "200", False),
-    ("/api/v1/me/delegations", "post", "delegate", "approvals", "201", True),
-    ("/api/v1/me/delegations/{id}", "delete", "end_delegation", "approvals", "204", False),
-    ("/api/v1/webhooks", "get", "list_webhooks", "webhooks", "200", False),
-    ("/api/v1/webhooks", "post", "create_webhook", "webhooks", "201", True),
-    ("/api/v1/webhooks/{id}", "get", "get_webhook", "webhooks", "200", False),
-    ("/api/v1/webhooks/{id}", "patch", "change_webhook", "webhooks", "200", True),
-    ("/api/v1/webhooks/{id}", "delete", "delete_webhook", "webhooks", "204", False),
-    ("/api/v1/webhooks/{id}/secret", "post", "rotate_webhook_secret", "webhooks", "200", False),
-    ("/api/v1/webhooks/{id}/deliveries", "get", "list_deliveries", "webhooks", "200", False),
-    (
-        "/api/v1/webhooks/{id}/deliveries/{delivery}/replay",
-        "post",
-        "replay_delivery",
-        "webhooks",
-        "202",
-        False,
-    ),
-    ("/api/v1/notifications", "get", "list_notifications", "notifications", "200", False),
-    ("/api/v1/notifications/read-all", "post", "read_all", "notifications", "200", False),
-    ("/api/v1/notifications/{id}/read", "post", "mark_read", "notifications", "200", False),
-    ("/api/v1/users", "get", "list_users", "users", "200", False),
-    ("/api/v1/users", "post", "create_user", "users", "201", True),
-    ("/api/v1/users/{id}", "get", "get_user", "users", "200", False),
-    ("/api/v1/users/{id}", "patch", "change_user", "users", "200", True),
-    ("/api/v1/org-units", "get", "list_org_units", "users", "200", False),
-    ("/api/v1/org-units", "post", "create_org_unit", "users", "201", True),
-    ("/api/v1/org-units/{id}", "get", "get_org_unit", "users", "200", False),
-    ("/api/v1/org-units/{id}", "patch", "change_org_unit", "users", "200", True),
-    ("/api/v1/org-units/{id}", "delete", "delete_org_unit", "users", "204", False),
-    ("/api/v1/me", "get", "me", "users", "200", False),
-    ("/api/v1/me/permissions", "get", "my_permissions", "users", "200", False),
-]
-# Operations on one record beside the records API proper, per entity: (path below the
-# record, method, operationId prefix, success status, has a JSON body).
-_RECORD_EXTRAS = [
-    ("/shares", "get", "list_shares", "200", False),
-    ("/shares", "post", "share", "201", True),
-    ("/shares/{share}", "delete", "unshare", "204", False),
-    ("/stages", "get", "stage_timeline", "200", False),
-    ("/stage-plan", "put", "set_stage_plan", "200", True),
-    ("/approvals", "get", "record_approvals", "200", False),
-    ("/approvals", "post", "submit_for_approval", "201", True),
-]
+def _bind(node: Any, schema_name: str) -> Any:
+    """A copy of a schema with the entity placeholder in its references made concrete."""
+    if isinstance(node, dict):
+        out = {k: _bind(v, schema_name) for k, v in node.items()}
+        if isinstance(out.get("$ref"), str):
+            out["$ref"] = out["$ref"].replace(ENTITY_SCHEMA, schema_name)
+        return out
+    if isinstance(node, list):
+        return [_bind(v, schema_name) for v in node]
+    return node
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
-    names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
-    return [
-        {
-            "name": n,
-            "in": "path",
-            "required": True,
-            "schema": {"type": "integer" if n == "version" else "string"},
-        }
-        for n in names
-    ]
+    found = []
+    for name in _PATH_PARAMETER.findall(path):
+        schema, meaning = PATH_PARAMETERS.get(name, ({"type": "string"}, name))
+        found.append(
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": dict(schema),
+                "description": meaning,
+            }
+        )
+    return found
 
 
-def _operation(op_id: str, tag: str, status: str, has_body: bool) -> dict[str, Any]:
-    doc = {"type": "object"}
-    success = {"description": "No content"} if status == "204" else _json(doc)
-    operation: dict[str, Any] = {
-        "operationId": op_id,
-        "tags": [tag],
-        "responses": {status: success, **(WRITE_ERRORS if has_body else ERRORS)},
+def _problem(status: int) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "description": PROBLEMS[status],
+        "content": {"application/problem+json": {"schema": ref("Problem")}},
     }
-    if has_body:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": doc}},
+    if status == 429:
+        found["headers"] = {
+            "Retry-After": {
+                "description": "Seconds until the next attempt may be made",
+                "schema": {"type": "integer"},
+            }
         }
-    return operation
+    return found
 
 
-def _management_paths(entities: list[str]) -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    rows = list(_MANAGEMENT)
-    for name in entities:
-        base = f"/api/v1/records/{name}/{{id}}"
-        rows += [(base + p, m, f"{o}_{name}", name, st, b) for p, m, o, st, b in _RECORD_EXTRAS]
-    for path, method, op_id, tag, status, has_body in rows:
-        item = paths.setdefault(path, {"parameters": _path_parameters(path)})
-        item[method] = _operation(op_id, tag, status, has_body)
-    return paths
+def error_statuses(described: Operation, method: str, path: str) -> list[int]:
+    """The problems an operation may answer: what every operation of its kind may, plus those it
+    names itself."""
+    found = set(described.errors)
+    if not described.public:
+        found |= {400, 401, 403}
+    if "{" in path:
+        found.add(404)
+    if method in WRITE_METHODS and not described.public:
+        found.add(422)
+    if described.body is not None:
+        found |= {400, 413, 415, 422}
+    return sorted(found)
 
 
-TIME = {"type": "string", "format": "date-time"}
-TOKEN_SCHEMAS: dict[str, Any] = {
-    "SignIn": {
-        "type": "object",
-        "required": ["email", "password"],
-        "additionalProperties": False,
-        "properties": {
-            "email": {"type": "string", "minLength": 1},
-            "password": {"type": "string", "minLength": 1},
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-        },
-    },
-    "NewToken": {
-        "type": "object",
-        "required": ["id", "name", "token", "created_at"],
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "token": {"type": "string", "description": "Shown only in this answer"},
-            "created_at": TIME,
-        },
-    },
-    "Token": {
-        "type": "object",
-        "required": ["id", "user", "name", "created_at", "revoked_at"],
-        "properties": {
-            "id": {"type": "string"},
-            "user": {"type": "string"},
-            "name": {"type": "string"},
-            "created_at": TIME,
-            "revoked_at": {"type": ["string", "null"], "format": "date-time"},
-        },
-    },
+def _response(status: int, schema: Schema | None, media: str, description: str) -> Schema:
+    if schema is None:
+        return {"description": description}
+    return {"description": description, "content": {media: {"schema": schema}}}
+
+
+HEADERS = {
+    "Location": "Where the new resource is",
+    "ETag": 'The record\'s version as an ETag, such as "3"; send it back in If-Match',
 }
 
 
-def _token_paths() -> dict[str, Any]:
-    """Sign-in (no token needed) and the caller's tokens."""
-    tags = ["tokens"]
-    sign_in = {"$ref": "#/components/schemas/SignIn"}
-    token_list = {
-        "type": "object",
-        "required": ["data"],
-        "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}},
+def operation_object(
+    described: Operation,
+    method: str,
+    path: str,
+    entity: str | None = None,
+    schema_name: str = "Record",
+    tag: str | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI operation for one route; `entity` names the entity a records route was made
+    concrete for (None: the route as it is), `schema_name` its schema, `tag` its tag."""
+    out: dict[str, Any] = {
+        "operationId": described.id if entity is None else f"{described.id}_{entity}",
+        "tags": [tag or described.tag],
+        "summary": described.summary,
     }
-    return {
-        "/api/v1/tokens": {
-            "post": {
-                "operationId": "create_token",
-                "tags": tags,
-                "security": [],
-                "description": "Sign in with an email and a password; the token is shown once.",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": sign_in}},
-                },
-                "responses": {
-                    "201": _json({"$ref": "#/components/schemas/NewToken"}, "Created"),
-                    "400": ERRORS["400"],
-                    "401": _problem("The email or password is not right"),
-                    "413": WRITE_ERRORS["413"],
-                    "415": WRITE_ERRORS["415"],
-                    "422": _problem("Not a sign-in"),
-                    "429": {
-                        **_problem("Too many attempts for this account or address"),
-                        "headers": {
-                            "Retry-After": {
-                                "description": "Seconds until the next attempt may be made",
-                                "schema": {"type": "integer"},
-                            }
-                        },
-                    },
-                },
-            },
-            "get": {
-                "operationId": "list_tokens",
-                "tags": tags,
-                "parameters": [
-                    _query("user", {"type": "string"}, "Another user's id (admins only)")
-                ],
-                "responses": {"200": _json(token_list), **ERRORS},
-            },
-        },
-        "/api/v1/tokens/{id}": {
-            "parameters": _path_parameters("/api/v1/tokens/{id}"),
-            "delete": {
-                "operationId": "revoke_token",
-                "tags": tags,
-                "responses": {"204": {"description": "Revoked"}, **ERRORS},
-            },
-        },
-    }
-
-
-def build_openapi(catalog: Catalog, permissions: Permissions | None = None) -> dict[str, Any]:
-    """The document as the caller sees the metadata: entities they may use, and in each record
-    schema only the fields some role of theirs shows them."""
-    schemas: dict[str, Any] = {"Problem": PROBLEM, **TOKEN_SCHEMAS}
-    paths: dict[str, Any] = {
-        "/healthz": {
-            "get": {
-                "operationId": "health",
-                "security": [],
-                "tags": ["platform"],
-                "responses": {
-                    "200": _json({"type": "object"}),
-                    "503": _json({"type": "object"}, "Unhealthy"),
-                },
-            },
+    if described.description:
+        out["description"] = described.description
+    parameters = _path_parameters(path)
+    for param in described.params:
+        parameters.append(
+            {
+                "name": param.name,
+                "in": param.where,
+                "required": param.required,
+                "schema": copy.deepcopy(param.schema),
+                "description": param.description,
+            }
+        )
+    if parameters:
+        out["parameters"] = parameters
+    if described.body is not None:
+        media: dict[str, Any] = {"schema": _bind(described.body.schema, schema_name)}
+        if described.body.example is not None:
+            media["example"] = copy.deepcopy(described.body.example)
+        out["requestBody"] = {
+            "required": described.body.required,
+            "content": {"application/json": media},
         }
-    }
-    paths.update(_meta_paths())
-    entities = sorted(catalog.entities.values(), key=lambda e: e.name)
-    if permissions is not None:
-        entities = [
-            permissions.view(e, probe=False)
-            for e in entities
-            if any(permissions.may(e, action) for action in ACTIONS)
-        ]
-    paths.update(_management_paths([e.name for e in entities]))
-    paths.update(_token_paths())
-    for entity in entities:
-        title = _schema_name(entity.name)
-        schemas[title] = output_schema(entity)
+    success = _response(
+        described.status,
+        _bind(described.response, schema_name),
+        described.media,
+        SUCCESS.get(described.status, "OK"),
+    )
+    if described.headers:
+        success["headers"] = {
+            name: {"description": HEADERS[name], "schema": {"type": "string"}}
+            for name in described.headers
+        }
+    responses: dict[str, Any] = {str(described.status): success}
+    for reply in described.also:
+        responses[str(reply.status)] = _response(
+            reply.status, _bind(reply.schema, schema_name), described.media, reply.description
+        )
+    for status in error_statuses(described, method, path):
+        responses.setdefault(str(status), _problem(status))
+    out["responses"] = responses
+    if described.public:
+        out["security"] = []
+    return out
+
+
+def build_openapi(
+    routes: Sequence[RouteRow], entities: Sequence[EntityDef] | None
+) -> dict[str, Any]:
+    """The document for these routes. With `entities` (as the caller sees them), records routes
+    are repeated per entity with its record schemas; with None, they stay as one set under
+    `/api/v1/records/{entity}` with the system fields only (the reference without a token)."""
+    schemas = components()
+    names = schema_names(entities or (), schemas)
+    paths: dict[str, Any] = {}
+    per_entity = []
+    for method, path, endpoint in routes:
+        described = operation_of(endpoint)
+        if described is None:
+            continue  # tests/integration/test_openapi_routes.py names it
+        if ENTITY_SEGMENT in path and entities is not None:
+            per_entity.append((method, path, described))
+        else:
+            paths.setdefault(path, {})[method.lower()] = operation_object(described, method, path)
+    taken = {op["operationId"] for item in paths.values() for op in item.values()}
+    tag_names = {name for name, _ in TAGS}
+    tags = [{"name": name, "description": text} for name, text in TAGS if name != "records"]
+    for entity in sorted(entities or (), key=lambda e: e.name):
+        # Tagged with its name, unless that is a tag of the API's own ("webhooks").
+        tag = _unique(entity.name, tag_names)
+        label = entity.label.get("en", entity.name)
+        tags.append(
+            {
+                "name": tag,
+                "description": f"{label} records",
+                "x-entity": entity.name,
+                "x-schema": names[entity.name],
+            }
+        )
+        for method, path, described in per_entity:
+            concrete = path.replace(ENTITY_SEGMENT, entity.name)
+            found = operation_object(
+                described, method, concrete, entity.name, names[entity.name], tag
+            )
+            found["operationId"] = _unique(found["operationId"], taken)
+            paths.setdefault(concrete, {})[method.lower()] = found
+    if entities is None:
+        tags = [{"name": name, "description": text} for name, text in TAGS]
+        schemas.update(
+            Record=copy.deepcopy(RECORD),
+            RecordInput=copy.deepcopy(RECORD_INPUT),
+            RecordPage=record_page(ref("Record")),
+        )
+    for entity in entities or ():
+        name = names[entity.name]
+        schemas[name] = output_schema(
+            entity, lambda target: ref(names[target]) if target in names else dict(EXPANDED)
+        )
         accepted = copy.deepcopy(input_schema(entity))
         accepted.pop("$schema", None)
-        schemas[f"{title}Input"] = accepted
-        paths.update(_entity_paths(entity.name))
+        schemas[f"{name}Input"] = accepted
+        schemas[f"{name}Page"] = record_page(ref(name))
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "metacrm",
             "version": metacrm.__version__,
-            "description": "Generated from the metadata as it is now.",
+            "description": "Generated from the route table and the metadata as it is now.",
         },
+        "tags": tags,
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -543,14 +322,35 @@ def build_openapi(catalog: Catalog, permissions: Permissions | None = None) -> d
     }
 
 
+def visible_entities(catalog: Catalog, permissions: Permissions | None) -> list[EntityDef]:
+    """The entities the caller may use, each as they see it (hidden fields left out)."""
+    entities = sorted(catalog.entities.values(), key=lambda e: e.name)
+    if permissions is None:
+        return entities
+    return [
+        permissions.view(e, probe=False)
+        for e in entities
+        if any(permissions.may(e, action) for action in ACTIONS)
+    ]
+
+
+def routes_of(request: Request) -> Sequence[RouteRow]:
+    """The route table the app was built with."""
+    return request.app.state.routes
+
+
+@operation(
+    "openapi",
+    "platform",
+    "This OpenAPI document",
+    description="Every operation, and every entity's record schemas as the caller sees them: "
+    "entities they may use, fields some role of theirs shows them.",
+    response=copy.deepcopy(OPENAPI_DOCUMENT),
+)
 async def openapi_json(request: Request) -> Response:
-    runtime = runtime_of(request)
-    document = await runtime.run(
-        request, lambda w: build_openapi(w.catalog, w.records().permissions)
+    routes = routes_of(request)
+    document = await runtime_of(request).run(
+        request,
+        lambda w: build_openapi(routes, visible_entities(w.catalog, w.records().permissions)),
     )
     return JSONResponse(document)
-
-
-async def docs_page(request: Request) -> Response:
-    templates = request.app.state.templates
-    return HTMLResponse(templates.get_template("docs.html").render(version=metacrm.__version__))

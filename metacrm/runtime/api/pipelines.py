@@ -13,6 +13,7 @@ from metacrm.metadata.pipelines import PIPELINE
 from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.documents import DocumentEndpoints
 from metacrm.runtime.api.http import JSONResponse, read_json
+from metacrm.runtime.api.operation import Body, Param, operation, ref
 from metacrm.runtime.pipelines.design import PipelineDesigner
 from metacrm.runtime.pipelines.timeline import set_plan, timeline
 
@@ -32,9 +33,25 @@ def _summary(doc: store.StoredDocument) -> dict[str, Any]:
     }
 
 
-PIPELINES = DocumentEndpoints("pipelines", PIPELINE, _designer, _summary)
+PIPELINES = DocumentEndpoints(
+    "pipelines", PIPELINE, _designer, _summary, "Pipeline", "PipelineSummary", "PipelineInput"
+)
 
 
+PIPELINE = Param(
+    "pipeline", {"type": "string"}, "Which of the entity's pipelines (default: its first by name)"
+)
+
+
+@operation(
+    "stage_timeline",
+    "records",
+    "A record's stage timeline",
+    description="Per stage: first entered, last left, days spent, visits and planned date; and "
+    "every visit in order.",
+    params=(PIPELINE,),
+    response=ref("Timeline"),
+)
 async def stage_timeline(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     name = request.query_params.get("pipeline")
@@ -44,6 +61,15 @@ async def stage_timeline(request: Request) -> Response:
     return JSONResponse(found)
 
 
+@operation(
+    "set_stage_plan",
+    "records",
+    "Set or remove planned dates of stages",
+    description="Needs the right to change the record; returns the timeline.",
+    params=(PIPELINE,),
+    body=Body(ref("StagePlan"), example={"proposal": "2030-03-01", "negotiation": None}),
+    response=ref("Timeline"),
+)
 async def put_stage_plan(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
     name = request.query_params.get("pipeline")

@@ -30,4 +30,4 @@ def _summary(doc: store.StoredDocument) -> dict[str, Any]:
     }
 
 
-ROLES = DocumentEndpoints("roles", ROLE, _designer, _summary)
+ROLES = DocumentEndpoints("roles", ROLE, _designer, _summary, "Role", "RoleSummary")

@@ -16,8 +16,10 @@ from metacrm.platform.signin import sign_in
 from metacrm.platform.users import IssuedToken, issue_token, revoke_token, visible_tokens
 from metacrm.runtime.api.context import Runtime, Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
+from metacrm.runtime.api.operation import Body, Param, operation, page, ref
 
 DEFAULT_NAME = "sign-in"
+TAG = "tokens"
 _FIELDS = {"email", "password", "name"}
 
 
@@ -56,6 +58,21 @@ def _encodable(text: str) -> bool:
     return True
 
 
+@operation(
+    "create_token",
+    TAG,
+    "Sign in: trade an email and password for a new token",
+    description="Needs no token. The token is in the answer, and shown only this once. "
+    "Attempts are limited per account and per address (429 with Retry-After).",
+    status=201,
+    public=True,
+    body=Body(
+        ref("SignIn"),
+        example={"email": "ann@example.com", "password": "a-long-password", "name": "laptop"},
+    ),
+    response=ref("NewToken"),
+    errors=(401, 429),
+)
 async def create_token(request: Request) -> Response:
     email, password, name = _credentials(await read_json(request))
     address = request.client.host if request.client else None
@@ -81,6 +98,14 @@ def _sign_in_and_issue(
         return issue_token(conn, user, name)
 
 
+@operation(
+    "list_tokens",
+    TAG,
+    "The caller's tokens (no secrets)",
+    params=(Param("user", {"type": "string"}, "Another user's id (admins only)"),),
+    response=page(ref("Token")),
+    errors=(404,),
+)
 async def list_tokens(request: Request) -> Response:
     user_id = request.query_params.get("user")
 
@@ -90,6 +115,13 @@ async def list_tokens(request: Request) -> Response:
     return JSONResponse({"data": await runtime_of(request).run(request, tokens)})
 
 
+@operation(
+    "revoke_token",
+    TAG,
+    "Revoke a token at once",
+    description="Your own, or (admins) anyone's; someone else's is a 404 for everyone else.",
+    status=204,
+)
 async def delete_token(request: Request) -> Response:
     token_id = request.path_params["id"]
     await runtime_of(request).run(

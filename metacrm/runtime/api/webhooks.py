@@ -10,15 +10,41 @@ from metacrm.platform.errors import BadRequest
 from metacrm.runtime import subscriptions
 from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
+from metacrm.runtime.api.operation import Body, Param, operation, page, ref
 from metacrm.runtime.api.params import parse_limit
+from metacrm.runtime.listing import MAX_LIMIT
 from metacrm.runtime.subscriptions import STATUSES
 
+TAG = "webhooks"
 
+
+@operation(
+    "list_webhooks", TAG, "All webhook subscriptions (admins)", response=page(ref("Webhook"))
+)
 async def list_webhooks(request: Request) -> Response:
     found = await runtime_of(request).run(request, subscriptions.list_webhooks, admin=True)
     return JSONResponse({"data": found})
 
 
+@operation(
+    "create_webhook",
+    TAG,
+    "Subscribe a URL to events (admins)",
+    description="The signing secret is in the answer, and shown only this once.",
+    status=201,
+    body=Body(
+        ref("WebhookInput"),
+        example={
+            "name": "Deals to billing",
+            "url": "https://billing.example.com/hooks/metacrm",
+            "entity": "opportunity",
+            "events": ["record.updated"],
+            "condition": 'stage == "won"',
+        },
+    ),
+    response=ref("WebhookWithSecret"),
+    headers=("Location",),
+)
 async def create_webhook(request: Request) -> Response:
     body = await read_json(request)
     created = await runtime_of(request).run(
@@ -28,6 +54,7 @@ async def create_webhook(request: Request) -> Response:
     return JSONResponse(created, status_code=201, headers={"Location": location})
 
 
+@operation("get_webhook", TAG, "A webhook subscription", response=ref("Webhook"))
 async def get_webhook(request: Request) -> Response:
     webhook_id = request.path_params["id"]
     found = await runtime_of(request).run(
@@ -36,6 +63,13 @@ async def get_webhook(request: Request) -> Response:
     return JSONResponse(found)
 
 
+@operation(
+    "change_webhook",
+    TAG,
+    "Change a webhook subscription",
+    body=Body(ref("WebhookChange"), example={"active": False}),
+    response=ref("Webhook"),
+)
 async def change_webhook(request: Request) -> Response:
     webhook_id = request.path_params["id"]
     body = await read_json(request)
@@ -48,6 +82,7 @@ async def change_webhook(request: Request) -> Response:
     return JSONResponse(changed)
 
 
+@operation("delete_webhook", TAG, "Delete a subscription and its deliveries", status=204)
 async def delete_webhook(request: Request) -> Response:
     webhook_id = request.path_params["id"]
 
@@ -58,6 +93,13 @@ async def delete_webhook(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation(
+    "rotate_webhook_secret",
+    TAG,
+    "Rotate the signing secret",
+    description="The new secret is in the answer, and shown only this once.",
+    response=ref("WebhookWithSecret"),
+)
 async def rotate_secret(request: Request) -> Response:
     """A new signing secret, shown once; deliveries from now on are signed with it."""
     webhook_id = request.path_params["id"]
@@ -75,6 +117,18 @@ def _status(raw: str | None) -> str | None:
     return raw
 
 
+@operation(
+    "list_deliveries",
+    TAG,
+    "A subscription's deliveries, newest first",
+    params=(
+        Param("status", {"enum": list(STATUSES)}, "Only deliveries in this state"),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "At most"),
+    ),
+    response=page(
+        ref("Delivery"), ("total",), total={"type": "integer", "description": "How many match"}
+    ),
+)
 async def list_deliveries(request: Request) -> Response:
     webhook_id = request.path_params["id"]
     status = _status(request.query_params.get("status"))
@@ -87,6 +141,13 @@ async def list_deliveries(request: Request) -> Response:
     return JSONResponse(listed)
 
 
+@operation(
+    "replay_delivery",
+    TAG,
+    "Send a delivery again from its first attempt",
+    status=202,
+    response=ref("Delivery"),
+)
 async def replay_delivery(request: Request) -> Response:
     """Send a delivery again from its first attempt, whatever its status; a pending one is
     tried now rather than at its next retry."""

@@ -120,7 +120,8 @@ def _moment(body: dict[str, Any], name: str, errors: list[FieldError]) -> dateti
         if not isinstance(raw, str):
             raise ValueError
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        # An offset can take year 1 or 9999 out of range (OverflowError).
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
         errors.append(FieldError(name, "format", "must be an ISO 8601 date-time"))
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
