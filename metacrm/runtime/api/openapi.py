@@ -100,7 +100,10 @@ IF_MATCH = {
     "in": "header",
     "required": False,
     "schema": {"type": "string"},
-    "description": 'The ETag the record was read with, such as "3"',
+    "description": (
+        'The ETag the record was read with, such as "3", or a list of them ("3", "4": one must'
+        ' be current), or * (any version). Compared strongly: a weak tag (W/"3") never matches.'
+    ),
 }
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from metacrm.runtime import sharing
 from metacrm.runtime.api.context import Work, runtime_of
-from metacrm.runtime.api.http import JSONResponse, if_match, read_json, record_response
+from metacrm.runtime.api.http import (
+    IfMatch,
+    JSONResponse,
+    if_match,
+    read_json,
+    record_response,
+)
 from metacrm.runtime.api.params import parse_list_query, parse_names
 
 
@@ -46,23 +54,42 @@ async def get_record(request: Request) -> Response:
     return record_response(record)
 
 
+def _expected_version(
+    work: Work, entity: str, record_id: str, condition: IfMatch | None
+) -> int | None:
+    """The version the record service checks as it writes. One strong tag goes to it as it is;
+    a weak tag or a list of tags is decided here against the version read in the same
+    transaction, which the service then checks again; `*` asks only that the record exists,
+    which the service checks anyway (404 otherwise)."""
+    if condition is None or condition.any:
+        return None
+    if condition.single_version is not None:
+        return condition.single_version
+    current = work.records().get(entity, record_id)["version"]
+    if not condition.matches(current):
+        raise condition.refusal(f"{entity} {record_id}", current)
+    return current
+
+
 async def update_record(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
-    expected = if_match(request)
+    condition = if_match(request)
     body = await read_json(request)
-    record = await runtime_of(request).run(
-        request,
-        lambda w: w.records().update(entity, record_id, body, if_match=expected),
-        write=True,
-    )
+
+    def update(work: Work) -> dict[str, Any]:
+        expected = _expected_version(work, entity, record_id, condition)
+        return work.records().update(entity, record_id, body, if_match=expected)
+
+    record = await runtime_of(request).run(request, update, write=True)
     return record_response(record)
 
 
 async def delete_record(request: Request) -> Response:
     entity, record_id = request.path_params["entity"], request.path_params["id"]
-    expected = if_match(request)
+    condition = if_match(request)
 
     def delete(work: Work) -> None:
+        expected = _expected_version(work, entity, record_id, condition)
         work.records().delete(entity, record_id, if_match=expected)
 
     await runtime_of(request).run(request, delete, write=True)
