@@ -23,19 +23,25 @@ def unencodable_text(document: Any) -> Iterator[FieldError]:
     A bad key is reported at the object that holds it (a pointer can't spell the key without
     repeating the bad text), and what is under it is not searched: the member goes as a whole.
     """
-    stack: list[tuple[str, Any]] = [("", document)]
+    # Iterative, so no nesting can exhaust the stack; a found error waits on it in its turn.
+    stack: list[tuple[str, Any] | FieldError] = [("", document)]
     while stack:
-        at, value = stack.pop()
+        top = stack.pop()
+        if isinstance(top, FieldError):
+            yield top
+            continue
+        at, value = top
         if isinstance(value, str):
             position = _first_unencodable(value)
             if position is not None:
                 yield FieldError(at, CODE, _message("the text", value, position))
         elif isinstance(value, dict):
-            members = []
+            members: list[tuple[str, Any] | FieldError] = []
             for key, item in value.items():
                 position = _first_unencodable(key) if isinstance(key, str) else None
                 if position is not None:
-                    yield FieldError(at, CODE, _message(f"the key {_shown(key)}", key, position))
+                    shown = f"the key {_shown(key)}"
+                    members.append(FieldError(at, CODE, _message(shown, key, position)))
                 else:
                     members.append((f"{at}/{_escape(str(key))}", item))
             stack.extend(reversed(members))
