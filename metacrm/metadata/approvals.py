@@ -161,11 +161,11 @@ def validate_approval_process(doc: Any, refs: References) -> list[FieldError]:
     for key in ("entry_condition", "auto_condition"):
         if key in doc and check.sound(key):
             errors.extend(_condition_errors(refs, entity, f"/{key}", doc[key]))
-    for i, role in enumerate(_sound_items(check, doc, "submitters")):
+    for i, role in enumerate(check.items(doc, "submitters")):
         if check.sound("submitters", i):
             errors.extend(_role_errors(refs, f"/submitters/{i}", role))
     names: set[str] = set()
-    for i, step in enumerate(_sound_items(check, doc, "steps")):
+    for i, step in enumerate(check.items(doc, "steps")):
         if not check.sound_place("steps", i):
             continue
         if check.sound("steps", i, "name"):
@@ -176,16 +176,10 @@ def validate_approval_process(doc: Any, refs: References) -> list[FieldError]:
             names.add(step["name"])
         errors.extend(_step_errors(refs, entity, ("steps", i), step, check))
     for moment in PROCESS_MOMENTS:
-        for j, action in enumerate(_sound_items(check, doc, moment)):
+        for j, action in enumerate(check.items(doc, moment)):
             if check.sound(moment, j):
                 errors.extend(_action_errors(refs, entity, f"/{moment}/{j}", action))
     return errors
-
-
-def _sound_items(check: SchemaCheck, document: Any, *at: str | int) -> list[Any]:
-    """The list at `at` inside `document` (under its parent), or nothing if it doesn't stand."""
-    value = document.get(at[-1]) if isinstance(document, dict) else None
-    return value if isinstance(value, list) and check.sound_place(*at) else []
 
 
 def _trigger_errors(doc: dict[str, Any]) -> list[FieldError]:
@@ -232,11 +226,11 @@ def _step_errors(
             errors.append(FieldError(f"{where}/quorum", "required", "a quorum step needs quorum"))
         if mode != "quorum" and "quorum" in step:
             errors.append(FieldError(f"{where}/quorum", "unused", "only mode quorum uses a quorum"))
-    for k, source in enumerate(_sound_items(check, step, *at, "approvers")):
+    for k, source in enumerate(check.items(step, *at, "approvers")):
         if check.sound(*at, "approvers", k):
             errors.extend(_approver_errors(refs, entity, f"{where}/approvers/{k}", source))
     for moment in STEP_MOMENTS:
-        for j, action in enumerate(_sound_items(check, step, *at, moment)):
+        for j, action in enumerate(check.items(step, *at, moment)):
             if check.sound(*at, moment, j):
                 errors.extend(_action_errors(refs, entity, f"{where}/{moment}/{j}", action))
     return errors

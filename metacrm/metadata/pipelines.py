@@ -173,9 +173,7 @@ def validate_pipeline(
     if field_errors or not check.sound("field"):
         # The stages are options of that field: without it there is nothing to check them on.
         return errors + field_errors
-    stages = doc.get("stages") if check.sound_place("stages") else None
-    if not isinstance(stages, list):
-        return errors
+    stages = check.items(doc, "stages")
     keyed = {i: s["key"] for i, s in enumerate(stages) if check.sound("stages", i, "key")}
     errors.extend(_stage_key_errors(keyed))
     if not keyed:
@@ -190,7 +188,7 @@ def validate_pipeline(
             )
     # With a stage key missing, a transition naming it would look unknown.
     if len(keyed) == len(stages):
-        errors.extend(_transition_errors(doc.get("transitions"), set(keyed.values()), check))
+        errors.extend(_transition_errors(doc, set(keyed.values()), check))
     return errors
 
 
@@ -311,8 +309,7 @@ def _stage_errors(
                     f"{where}/required_fields/{j}", "unknown_field", f"no field named {name!r}"
                 )
             )
-    actions = stage.get("actions") if check.sound_place(*at, "actions") else None
-    for j, action in enumerate(actions if isinstance(actions, list) else ()):
+    for j, action in enumerate(check.items(stage, *at, "actions")):
         if not check.sound(*at, "actions", j):
             continue
         place = f"{where}/actions/{j}"
@@ -372,11 +369,10 @@ def _create_errors(
     return errors
 
 
-def _transition_errors(transitions: Any, keys: set[str], check: SchemaCheck) -> list[FieldError]:
+def _transition_errors(doc: dict[str, Any], keys: set[str], check: SchemaCheck) -> list[FieldError]:
     errors = []
     sources: set[str] = set()
-    listed = isinstance(transitions, list) and check.sound_place("transitions")
-    for i, transition in enumerate(transitions if listed else ()):
+    for i, transition in enumerate(check.items(doc, "transitions")):
         at = f"/transitions/{i}"
         if check.sound("transitions", i, "from"):
             if transition["from"] not in keys:

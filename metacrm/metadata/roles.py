@@ -138,7 +138,7 @@ def validate_role(
         return errors
     if check.sound("name") and doc["name"] == ADMIN_ROLE:
         errors.append(FieldError("/name", "reserved", "'admin' is the admin flag, not a role"))
-    for entity_name, spec in _members(check, doc, "entities").items():
+    for entity_name, spec in check.members(doc, "entities").items():
         at = ("entities", entity_name)
         entity = entities.get(entity_name)
         if entity is None:
@@ -151,14 +151,6 @@ def validate_role(
     return errors
 
 
-def _members(check: SchemaCheck, document: Any, *at: str) -> dict[str, Any]:
-    """The members of the object at `at` inside `document` that stand (their keys are valid)."""
-    value = document.get(at[-1]) if isinstance(document, dict) else None
-    if not isinstance(value, dict) or not check.sound_place(*at):
-        return {}
-    return {k: v for k, v in value.items() if check.sound_place(*at, k)}
-
-
 def _record_rule_errors(
     check: SchemaCheck,
     spec: Any,
@@ -166,12 +158,9 @@ def _record_rule_errors(
     entity: EntityDef,
     check_expression: ExpressionChecker | None,
 ) -> list[FieldError]:
-    rules = spec.get("record_rules") if isinstance(spec, dict) else None
-    if not isinstance(rules, list) or not check.sound_place(*at, "record_rules"):
-        return []
     errors = []
     names: set[str] = set()
-    for i, rule in enumerate(rules):
+    for i, rule in enumerate(check.items(spec, *at, "record_rules")):
         where = (*at, "record_rules", i)
         if check.sound(*where, "name"):
             if rule["name"] in names:
@@ -189,7 +178,7 @@ def _field_rule_errors(
     check: SchemaCheck, spec: Any, at: tuple[str, str], entity: EntityDef
 ) -> list[FieldError]:
     errors = []
-    for name, rule in _members(check, spec, *at, "fields").items():
+    for name, rule in check.members(spec, *at, "fields").items():
         found = entity.field(name)
         where = pointer(*at, "fields", name)
         if found is None:

@@ -125,6 +125,18 @@ class SchemaCheck:
         whatever is wrong inside it."""
         return not any(path[: len(b)] == b for b in self.broken)
 
+    def items(self, parent: Any, *path: str | int) -> list[Any]:
+        """The list at `path` (found as `path[-1]` in `parent`), or none if it doesn't stand."""
+        value = parent.get(path[-1]) if isinstance(parent, dict) else None
+        return value if isinstance(value, list) and self.sound_place(*path) else []
+
+    def members(self, parent: Any, *path: str | int) -> dict[str, Any]:
+        """The members that stand (valid keys) of the object at `path` in `parent`."""
+        value = parent.get(path[-1]) if isinstance(parent, dict) else None
+        if not isinstance(value, dict) or not self.sound_place(*path):
+            return {}
+        return {k: v for k, v in value.items() if self.sound_place(*path, k)}
+
 
 def schema_check(kind: str, document: Any, prefix: Path = ()) -> SchemaCheck:
     errors, broken = [], set()

@@ -406,3 +406,12 @@ def test_an_entity_with_a_lone_surrogate_in_its_label_is_refused_and_nothing_is_
     ]
     assert '"zh-CN\\ud800"' in response.json()["errors"][1]["message"]
     assert ok(crm.get(META))["data"] == before
+
+
+def test_a_body_full_of_bad_text_lists_the_first_twenty_places(crm: Api) -> None:
+    before = ok(crm.get(NOTES, params={"limit": "500"}))["data"]
+    response = send(crm, "POST", NOTES, {"name": "x", **{f"f{i}": "\udfff" for i in range(25)}})
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == [f"/f{i}" for i in range(20)]
+    assert "the first 20 places" in response.json()["detail"]
+    assert ok(crm.get(NOTES, params={"limit": "500"}))["data"] == before
