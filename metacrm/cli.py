@@ -13,22 +13,34 @@ from typing import Any
 
 from metacrm.metadata.packages import export_package
 from metacrm.metadata.roles import role_errors
+from metacrm.metadata.upgrade import upgrade_entities
 from metacrm.platform.db import make_engine, reading, writing
 from metacrm.platform.errors import MetacrmError, Unprocessable
-from metacrm.platform.install import SECRET_KEY, install, is_installed, stored_setting
+from metacrm.platform.install import install, is_installed
 from metacrm.platform.org import create_unit, find_unit
+from metacrm.platform.security import verify_password
 from metacrm.platform.settings import Settings
-from metacrm.platform.users import ADMIN_ROLE, User, create_token, create_user, find_user
-from metacrm.runtime.catalog import CatalogCache
+from metacrm.platform.users import (
+    ADMIN_ROLE,
+    User,
+    UserChange,
+    change_user,
+    create_token,
+    create_user,
+    find_user,
+    password_of,
+)
 from metacrm.runtime.exporting import export_records
 from metacrm.runtime.records import RecordService
+from metacrm.runtime.startup import build_services
 
 DEFAULT_ADMIN = "admin@example.com"
 # Who the command line acts as when no --user is named: an admin, as whoever runs it owns the
 # database anyway.
 CLI_ADMIN = User(id="cli", email="cli@localhost", name="command line", is_admin=True)
-# Where `init` leaves the generated admin password for the embedded set-up (`make run`).
-CREDENTIALS_FILE = Path(".metacrm/admin-credentials.json")
+# Where earlier versions left the generated admin password in plain text; `init` now shows the
+# password once, keeps it nowhere, and removes this file when it finds it.
+LEGACY_CREDENTIALS_FILE = Path(".metacrm/admin-credentials.json")
 
 
 def app_from_env():  # type: ignore[no-untyped-def]
@@ -49,36 +61,66 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     install(engine)
     with writing(engine) as conn:
-        try:
-            find_user(conn, args.admin_email)
-            print(f"admin login: {_known_login(args.admin_email)}")
-            return
-        except MetacrmError:
-            pass
-        password = args.admin_password or secrets.token_urlsafe(12)
-        user = create_user(
-            conn,
-            email=args.admin_email,
-            password=password,
-            name="Admin",
-            is_admin=True,
+        upgraded = upgrade_entities(conn)
+    for line in upgraded.lines():
+        print(line)
+    password = args.admin_password or secrets.token_urlsafe(12)
+    with writing(engine) as conn:
+        existing = password_of(conn, args.admin_email)
+        if existing is None:
+            create_user(
+                conn, email=args.admin_email, password=password, name="Admin", is_admin=True
+            )
+    if existing is not None:
+        _existing_admin(args, existing[1])
+        return
+    # Shown once and kept nowhere: only its argon2 hash is stored.
+    _remove_legacy_file()
+    print(f"admin login: {args.admin_email.strip().lower()} / {password}")
+
+
+def _existing_admin(args: argparse.Namespace, password_hash: str) -> None:
+    """What a repeated `init` can say about the admin: never the password, which is stored only
+    as a hash — except once more from the file earlier versions left (if it still signs in),
+    which is then removed."""
+    email = args.admin_email.strip().lower()
+    legacy = _legacy_password(email)
+    if legacy is not None and verify_password(password_hash, legacy):
+        print(f"admin login: {email} / {legacy}")
+        print(
+            f"(shown for the last time: {LEGACY_CREDENTIALS_FILE} kept it in plain text and "
+            f"has been removed; `metacrm user password --email {email}` sets a new one)"
         )
-    if not args.admin_password:
-        CREDENTIALS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        CREDENTIALS_FILE.write_text(json.dumps({"email": user.email, "password": password}))
-        os.chmod(CREDENTIALS_FILE, 0o600)
-    print(f"admin login: {user.email} / {password}")
+        return
+    print(f"admin login: {email} (the password was shown when the admin was created)")
+    print(f"forgotten it? `metacrm user password --email {email}` sets a new one")
+    if args.admin_password:
+        print(
+            "metacrm: the admin exists, so --admin-password changed nothing; "
+            "use `metacrm user password`",
+            file=sys.stderr,
+        )
 
 
-def _known_login(email: str) -> str:
-    """The admin login as `init` generated it, when this directory holds it."""
+def _legacy_password(email: str) -> str | None:
+    """The password in the credentials file of earlier versions, if it is there for this
+    admin; the file is removed either way, so no plain-text password stays on disk."""
     try:
-        saved = json.loads(CREDENTIALS_FILE.read_text())
+        saved = json.loads(LEGACY_CREDENTIALS_FILE.read_text())
     except (OSError, ValueError):
-        saved = {}
-    if saved.get("email") == email:
-        return f"{email} / {saved['password']}"
-    return f"{email} (with the password set when it was created)"
+        saved = None
+    _remove_legacy_file()
+    if isinstance(saved, dict) and saved.get("email") == email:
+        password = saved.get("password")
+        return password if isinstance(password, str) else None
+    return None
+
+
+def _remove_legacy_file() -> None:
+    try:
+        LEGACY_CREDENTIALS_FILE.unlink(missing_ok=True)
+    except OSError as exc:
+        print(f"metacrm: remove {LEGACY_CREDENTIALS_FILE} yourself: {exc}", file=sys.stderr)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -102,10 +144,11 @@ def _celery(settings: Settings, command: str):  # type: ignore[no-untyped-def]
             "jobs run inside `metacrm serve`"
         )
     _engine(settings).dispose()
-    import metacrm.runtime.jobs  # noqa: F401  (registers every task before the app is made)
     from metacrm.platform.celery_app import make_celery
+    from metacrm.runtime.startup import build_registry, build_services
 
-    return make_celery(settings)
+    # Each worker process makes its own services (engine, queue) on its first task.
+    return make_celery(settings, build_registry(), lambda: build_services(settings))
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
@@ -145,6 +188,16 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
     print(user.id)
 
 
+def cmd_user_password(args: argparse.Namespace, settings: Settings) -> None:
+    """Set a user's password: the one given, or a new one printed alone on its line. Their
+    tokens keep working (revoke them through DELETE /api/v1/tokens/{id})."""
+    password = args.password or secrets.token_urlsafe(12)
+    with writing(_engine(settings)) as conn:
+        change_user(conn, find_user(conn, args.email).id, UserChange(password=password))
+    if not args.password:
+        print(password)
+
+
 def cmd_org_create(args: argparse.Namespace, settings: Settings) -> None:
     with writing(_engine(settings)) as conn:
         unit = create_unit(
@@ -164,11 +217,10 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> None:
     """Records as CSV on stdout, as the acting user may export and read them."""
-    engine = _engine(settings)
-    with reading(engine) as conn:
-        secret = settings.secret_key or stored_setting(conn, SECRET_KEY) or ""
+    services = build_services(settings, _engine(settings))
+    with services.reading() as conn:
         user = find_user(conn, args.user) if args.user else CLI_ADMIN
-        service = RecordService(conn, CatalogCache().snapshot(conn), user, secret)
+        service = RecordService(services.context(conn, user))
         columns, records = export_records(service, args.entity, args.filter)
         writer = csv.DictWriter(sys.stdout, columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
@@ -207,10 +259,10 @@ def cmd_meta_import(args: argparse.Namespace, settings: Settings) -> None:
         package = json.loads(Path(args.package).read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise MetacrmError(f"can't read {args.package}: {exc}") from None
-    engine = _engine(settings)
+    services = build_services(settings, _engine(settings))
     try:
-        with writing(engine) as conn:
-            changes = apply_package(conn, None, package)
+        with services.writing() as conn:
+            changes = apply_package(RecordService(services.context(conn, CLI_ADMIN)), package)
             for line in changes:
                 print(line)
             if not changes:
@@ -219,6 +271,8 @@ def cmd_meta_import(args: argparse.Namespace, settings: Settings) -> None:
                 raise _DryRun
     except _DryRun:
         print("dry run: nothing was changed")
+    finally:
+        services.close()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -261,6 +315,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--org-unit", help="the org unit's name")
     create.add_argument("--manager", help="the manager's email")
     create.set_defaults(run=cmd_user_create)
+    password = user.add_parser(
+        "password", help="set a user's password (a new one is made and printed if none is given)"
+    )
+    password.add_argument("--email", required=True)
+    password.add_argument("--password")
+    password.set_defaults(run=cmd_user_password)
 
     org = sub.add_parser("org", help="the org tree").add_subparsers(dest="action", required=True)
     unit = org.add_parser("create", help="add an org unit")

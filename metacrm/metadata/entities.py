@@ -14,8 +14,8 @@ from sqlalchemy import Connection
 from metacrm.metadata import store
 from metacrm.metadata.labels import with_label_maps
 from metacrm.metadata.migrate import apply_plan, check_plan
-from metacrm.metadata.model import EntityDef
-from metacrm.metadata.planner import Plan, plan_change, plan_create, plan_purge
+from metacrm.metadata.model import EntityDef, without_storage_ids
+from metacrm.metadata.planner import Plan, plan_change, plan_create, plan_purge, plan_remove
 from metacrm.metadata.types import FIELD_TYPES
 from metacrm.metadata.validate import ExpressionChecker, validate_entity, validate_field
 from metacrm.platform.errors import (
@@ -52,8 +52,13 @@ class EntityDesigner:
     def current(self, name: str) -> EntityDef:
         found = store.get(self.conn, store.ENTITY, name)
         if found is None:
-            raise NotFound(f"no entity named {name!r}")
+            raise self._missing(name)
         return EntityDef.from_doc(found.document, found.version)
+
+    def _missing(self, name: str) -> NotFound:
+        if store.removed(self.conn, store.ENTITY, name) is not None:
+            return NotFound(f"entity {name!r} was deleted; restore it to change it")
+        return NotFound(f"no entity named {name!r}")
 
     def _known(self) -> set[str]:
         return {d.name for d in store.load_all(self.conn, store.ENTITY)}
@@ -67,9 +72,17 @@ class EntityDesigner:
         document = with_label_maps(store.ENTITY, document)
         known = self._known()
         self._validate(document, known)
-        if document["name"] in known:
-            raise Conflict(f"an entity named {document['name']!r} already exists")
-        return self._run(None, plan_create(document), "create", dry_run)
+        name = document["name"]
+        if name in known:
+            raise Conflict(f"an entity named {name!r} already exists")
+        if store.removed(self.conn, store.ENTITY, name) is not None:
+            raise Conflict(
+                f"entity {name!r} was deleted and its table and records are kept: restore it, "
+                "or purge it (DELETE with ?purge=true) before reusing the name"
+            )
+        # A dry run takes no id (0 names nothing; its plan is never applied).
+        storage_id = 0 if dry_run else store.next_entity_storage_id(self.conn)
+        return self._run(None, plan_create(document, storage_id=storage_id), "create", dry_run)
 
     def replace(
         self,
@@ -148,11 +161,48 @@ class EntityDesigner:
         del document["fields"][index]
         return self.replace(name, document, action="hide")
 
+    def delete(self, name: str, *, purge: bool = False) -> DesignResult:
+        """Take the entity away: hidden with its table and records kept (restorable), or with
+        `purge` its table dropped for good, which also finishes a deletion made before.
+        Refusing while other metadata depends on the entity is the caller's job (it needs the
+        rule language and the webhooks, which metadata doesn't know)."""
+        found = store.get(self.conn, store.ENTITY, name) or (
+            store.removed(self.conn, store.ENTITY, name) if purge else None
+        )
+        if found is None:
+            raise self._missing(name)
+        document = found.document
+        old = EntityDef.from_doc(document)
+        plan = plan_remove(document, purge=purge)
+        apply_plan(self.conn, old, plan)
+        action = store.PURGE if purge else store.DELETE
+        version = store.remove(self.conn, store.ENTITY, name, author=self.author, action=action)
+        return DesignResult(EntityDef.from_doc(document, version), plan, applied=True)
+
     def restore(self, name: str, version: int) -> DesignResult:
-        self.current(name)
-        document = store.version_document(self.conn, store.ENTITY, name, version)
-        document.pop("hidden_fields", None)
-        return self.replace(name, document, action=f"restore:{version}")
+        """Bring back a past version. A deleted entity comes back over its kept table (and
+        under its storage ids, so its indexes still match), records intact; a purged one comes
+        back with an empty table under a new id."""
+        document = public_document(store.version_document(self.conn, store.ENTITY, name, version))
+        if store.get(self.conn, store.ENTITY, name) is not None:
+            return self.replace(name, document, action=f"restore:{version}")
+        self._validate(document, self._known())
+        removed = store.removed(self.conn, store.ENTITY, name)
+        if removed is None:
+            storage_id = store.next_entity_storage_id(self.conn)
+            plan = plan_create(document, storage_id=storage_id)
+            return self._run(None, plan, "restore", dry_run=False)
+        old = EntityDef.from_doc(removed.document)
+        return self._run(old, plan_change(old.doc, document), "restore", dry_run=False)
+
+    def undelete(self, name: str) -> DesignResult:
+        """Bring a deleted entity back as it was when it was deleted."""
+        removed = store.removed(self.conn, store.ENTITY, name)
+        if removed is None:
+            if store.get(self.conn, store.ENTITY, name) is not None:
+                raise Conflict(f"entity {name!r} is not deleted")
+            raise self._missing(name)
+        return self.restore(name, removed.version)
 
     def _run(self, old: EntityDef | None, plan: Plan, action: str, dry_run: bool) -> DesignResult:
         if plan.errors:
@@ -184,7 +234,8 @@ def _field_index(document: dict[str, Any], field_name: str) -> int:
 
 
 def public_document(stored: dict[str, Any]) -> dict[str, Any]:
-    """The document as an admin writes it: without the platform's record of hidden fields."""
-    document = copy.deepcopy(stored)
+    """The document as an admin writes it: without the platform's record of hidden fields and
+    its storage ids."""
+    document = copy.deepcopy(without_storage_ids(stored))
     document.pop("hidden_fields", None)
     return document

@@ -9,7 +9,18 @@ from typing import Any
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import Column, Connection, MetaData, Table, bindparam, func, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    bindparam,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 
 from metacrm.metadata.conversions import convert
 from metacrm.metadata.model import EntityDef, FieldDef
@@ -19,13 +30,15 @@ from metacrm.metadata.storage import (
     build_table,
     column_type,
     index_name,
+    primary_key_name,
+    system_index_name,
     table_name,
     unique_index_name,
     wants_index,
     wants_unique,
 )
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_storage
-from metacrm.platform.errors import FieldError, Unprocessable
+from metacrm.platform.errors import Conflict, FieldError, Unprocessable
 
 SAMPLE_IDS = 5
 BATCH = 1000
@@ -212,14 +225,12 @@ class _Runner:
 
     def _create_table(self, _op: Operation) -> None:
         table = build_table(self.entity, MetaData())
-        columns = [
-            Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
-            for c in table.columns
-        ]
-        self.ops.create_table(self.table, *columns)
+        columns = [Column(c.name, c.type, nullable=c.nullable) for c in table.columns]
+        key = PrimaryKeyConstraint("id", name=primary_key_name(self.entity))
+        self.ops.create_table(self.table, *columns, key)
         # Field indexes come as operations of their own; these are the ones every table has.
-        for key, columns in SYSTEM_INDEXES.items():
-            self.ops.create_index(index_name(self.table, key), self.table, list(columns))
+        for name, columns in SYSTEM_INDEXES.items():
+            self.ops.create_index(system_index_name(self.entity, name), self.table, list(columns))
 
     def _add_column(self, op: Operation) -> None:
         assert op.field is not None
@@ -238,8 +249,23 @@ class _Runner:
         """Metadata only: the column and its data stay until a purge."""
 
     _unhide_field = _hide_field
+    _hide_entity = _hide_field
     _check_values = _hide_field
     _check_required = _hide_field
+
+    def _drop_table(self, _op: Operation) -> None:
+        """Its indexes go with it. Inside the caller's transaction, as every operation here:
+        a later failure brings table and rows back."""
+        try:
+            self.ops.drop_table(self.table)
+        except DBAPIError as error:
+            # Something outside metacrm depends on the table (a view, a foreign key).
+            lines = str(error.orig or error).strip().splitlines()
+            reason = " ".join(line.strip() for line in lines if not line.startswith("HINT"))
+            raise Conflict(
+                f"the database refused to drop table {self.table!r}: {reason}; "
+                "remove what depends on it first"
+            ) from error
 
     def _drop_column(self, op: Operation) -> None:
         assert op.field is not None
@@ -249,23 +275,28 @@ class _Runner:
         old, new = op.old_field, op.field
         assert old is not None and new is not None
         renamed = FieldDef.from_doc({**old.doc, "name": new.name})
-        self._drop_indexes(old)
+        # Both databases move an index along with its column; only a name made from the field's
+        # name (an entity not yet upgraded to storage ids) has to be made again.
+        moved = self._index_names(old) != self._index_names(renamed)
+        if moved:
+            self._drop_indexes(old)
         self.ops.alter_column(self.table, old.name, new_column_name=new.name)
-        self._create_indexes(renamed)
+        if moved:
+            self._create_indexes(renamed)
 
     def _create_index(self, op: Operation) -> None:
         assert op.field is not None
-        self.ops.create_index(index_name(self.table, op.field.name), self.table, [op.field.name])
+        self.ops.create_index(index_name(self.entity, op.field), self.table, [op.field.name])
 
     def _drop_index(self, op: Operation) -> None:
         assert op.field is not None
-        self.ops.drop_index(index_name(self.table, op.field.name), table_name=self.table)
+        self.ops.drop_index(index_name(self.entity, op.field), table_name=self.table)
 
     def _create_unique(self, op: Operation) -> None:
         assert op.field is not None
         live = Column("deleted_at").is_(None)
         self.ops.create_index(
-            unique_index_name(self.table, op.field.name),
+            unique_index_name(self.entity, op.field),
             self.table,
             [op.field.name],
             unique=True,
@@ -275,7 +306,7 @@ class _Runner:
 
     def _drop_unique(self, op: Operation) -> None:
         assert op.field is not None
-        self.ops.drop_index(unique_index_name(self.table, op.field.name), table_name=self.table)
+        self.ops.drop_index(unique_index_name(self.entity, op.field), table_name=self.table)
 
     def _change_type(self, op: Operation) -> None:
         """Fill a new column with converted values, then swap it in for the old one."""
@@ -307,11 +338,17 @@ class _Runner:
         self.ops.drop_column(self.table, old.name)
         self.ops.alter_column(self.table, temp, new_column_name=new.name)
 
+    def _index_names(self, field: FieldDef) -> tuple[str | None, str | None]:
+        return (
+            index_name(self.entity, field) if wants_index(field) else None,
+            unique_index_name(self.entity, field) if wants_unique(field) else None,
+        )
+
     def _drop_indexes(self, field: FieldDef) -> None:
         if wants_index(field):
-            self.ops.drop_index(index_name(self.table, field.name), table_name=self.table)
+            self._drop_index(Operation("drop_index", field))
         if wants_unique(field):
-            self.ops.drop_index(unique_index_name(self.table, field.name), table_name=self.table)
+            self._drop_unique(Operation("drop_unique", field))
 
     def _create_indexes(self, field: FieldDef) -> None:
         if wants_index(field):

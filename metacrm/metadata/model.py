@@ -6,6 +6,7 @@ The stored JSON document stays the source of truth; these views only make it eas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from metacrm.metadata.types import (
@@ -14,6 +15,12 @@ from metacrm.metadata.types import (
     FIELD_TYPES,
     SYSTEM_FIELDS,
 )
+
+# Where the platform keeps the stable ids that index and constraint names are made from (see
+# storage.py): the entity's id and the next free field id under this key of the entity document,
+# each field's id under FIELD_STORAGE_KEY of its own document. Admins never see or send them.
+STORAGE_KEY = "storage"
+FIELD_STORAGE_KEY = "storage_id"
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,12 @@ class FieldDef:
     def searchable(self) -> bool:
         return not self.system and FIELD_TYPES[self.type].searchable
 
+    @property
+    def storage_id(self) -> int | None:
+        """The field's stable id within its entity; None for system fields and for entities
+        stored before ids existed."""
+        return self.doc.get(FIELD_STORAGE_KEY)
+
 
 SYSTEM_FIELD_DEFS: tuple[FieldDef, ...] = tuple(
     FieldDef(name=name, type=type_, doc={"name": name, "type": type_}, system=True)
@@ -145,17 +158,20 @@ class EntityDef:
     def title_field(self) -> str | None:
         return self.doc.get("title_field")
 
+    @property
+    def storage_id(self) -> int | None:
+        """The entity's stable id, unique in the database; None until `metacrm init` gives one to
+        an entity stored before ids existed."""
+        storage = self.doc.get(STORAGE_KEY)
+        return storage["id"] if storage else None
+
     def field(self, name: str) -> FieldDef | None:
         """An active or system field by name; hidden fields are not found."""
         return self.field_map.get(name)
 
-    @property
+    @cached_property
     def field_map(self) -> dict[str, FieldDef]:
-        found = self.__dict__.get("_field_map")
-        if found is None:
-            found = {f.name: f for f in (*SYSTEM_FIELD_DEFS, *self.fields)}
-            object.__setattr__(self, "_field_map", found)
-        return found
+        return {f.name: f for f in (*SYSTEM_FIELD_DEFS, *self.fields)}
 
     @property
     def all_fields(self) -> tuple[FieldDef, ...]:
@@ -166,3 +182,15 @@ class EntityDef:
     def stored_columns(self) -> tuple[FieldDef, ...]:
         """Every column the table has: system, active and hidden stored fields."""
         return tuple(f for f in (*self.all_fields, *self.hidden_fields) if f.stored)
+
+
+def without_storage_ids(doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an entity document without the platform's storage ids (as admins see it)."""
+    out = {k: v for k, v in doc.items() if k != STORAGE_KEY}
+    for key in ("fields", "hidden_fields"):
+        if isinstance(out.get(key), list):
+            out[key] = [
+                {k: v for k, v in f.items() if k != FIELD_STORAGE_KEY} if isinstance(f, dict) else f
+                for f in out[key]
+            ]
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from metacrm.metadata.model import EntityDef, FieldDef
@@ -89,13 +90,9 @@ class PipelineDef:
     def from_doc(cls, doc: Mapping[str, Any], version: int = 0) -> PipelineDef:
         return cls(doc["name"], doc["entity"], doc["field"], doc, version)
 
-    @property
+    @cached_property
     def stages(self) -> tuple[Stage, ...]:
-        found = self.__dict__.get("_stages")
-        if found is None:
-            found = tuple(Stage.from_doc(s) for s in self.doc["stages"])
-            object.__setattr__(self, "_stages", found)
-        return found
+        return tuple(Stage.from_doc(s) for s in self.doc["stages"])
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -114,9 +111,10 @@ class PipelineDef:
 
     def allows(self, old: str, new: str) -> bool:
         """Any move is allowed unless the document lists transitions; then only those listed (a
-        stage with no entry is a dead end)."""
+        stage with no entry is a dead end). A record in a stage the pipeline no longer has (one a
+        change removed) may move to any stage."""
         transitions = self.doc.get("transitions")
-        if transitions is None:
+        if transitions is None or old not in self.keys:
             return True
         return any(t["from"] == old and new in t["to"] for t in transitions)
 

@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metacrm.metadata.conversions import CONVERSIONS, REWRITE, allowed_targets
-from metacrm.metadata.model import EntityDef, FieldDef
-from metacrm.metadata.storage import storage_signature, wants_index, wants_unique
+from metacrm.metadata.model import FIELD_STORAGE_KEY, STORAGE_KEY, EntityDef, FieldDef
+from metacrm.metadata.storage import (
+    assign_storage_ids,
+    storage_signature,
+    wants_index,
+    wants_unique,
+)
 from metacrm.platform.errors import FieldError
 
 
@@ -46,6 +51,8 @@ class Operation:
             f"{self.field and self.field.type}",
             "check_values": f"check existing values of {name} against its new definition",
             "check_required": f"check {name} has a value on every row",
+            "hide_entity": "hide the entity (its table and records are kept)",
+            "drop_table": "drop the table and its records for good",
         }[self.kind]
 
     def as_json(self) -> dict[str, Any]:
@@ -57,6 +64,10 @@ class Operation:
         return out
 
 
+# Operations that change the metadata and leave the table as it is.
+_METADATA_ONLY = ("hide_field", "unhide_field", "hide_entity")
+
+
 @dataclass
 class Plan:
     entity: EntityDef
@@ -65,16 +76,17 @@ class Plan:
 
     @property
     def changes_schema(self) -> bool:
-        return any(op.kind not in ("hide_field", "unhide_field") for op in self.operations)
+        return any(op.kind not in _METADATA_ONLY for op in self.operations)
 
     def as_json(self) -> dict[str, Any]:
         return {"entity": self.entity.name, "operations": [op.as_json() for op in self.operations]}
 
 
-def plan_create(document: dict[str, Any]) -> Plan:
+def plan_create(document: dict[str, Any], *, storage_id: int) -> Plan:
+    """`storage_id`: the new entity's id, unique in the database (store.next_entity_storage_id)."""
     doc = _clean(document)
     doc["hidden_fields"] = []
-    entity = EntityDef.from_doc(doc)
+    entity = EntityDef.from_doc(assign_storage_ids(doc, storage_id))
     ops = [Operation("create_table")]
     for f in entity.fields:
         ops.extend(_index_ops(None, f))
@@ -85,6 +97,7 @@ def plan_change(current: dict[str, Any], document: dict[str, Any]) -> Plan:
     """From the stored document (with its hidden fields) to a newly submitted one."""
     old = EntityDef.from_doc(current)
     new_doc = _clean(document)
+    _carry_storage_ids(old, document, new_doc)
     old_active = {f.name: f for f in old.fields}
     hidden = {f.name: f for f in old.hidden_fields}
     plan = Plan(EntityDef.from_doc(new_doc))
@@ -156,6 +169,22 @@ def plan_change(current: dict[str, Any], document: dict[str, Any]) -> Plan:
     return plan
 
 
+def _carry_storage_ids(old: EntityDef, submitted: dict[str, Any], new_doc: dict[str, Any]) -> None:
+    """Each field keeps its id through a rename, a type change or a spell hidden, so its indexes
+    keep their names; a new field takes the entity's next id, never one used before."""
+    storage = old.doc.get(STORAGE_KEY)
+    if storage is None:
+        return  # stored before ids: keeps the old names until `metacrm init` upgrades it
+    ids = {f.name: f.storage_id for f in (*old.fields, *old.hidden_fields)}
+    next_id = storage["next_field_id"]
+    for raw, stored in zip(submitted.get("fields", []), new_doc.get("fields", []), strict=True):
+        known = ids.get(raw.get("renamed_from") or stored["name"])
+        if known is None:
+            known, next_id = next_id, next_id + 1
+        stored[FIELD_STORAGE_KEY] = known
+    new_doc[STORAGE_KEY] = {**storage, "next_field_id": next_id}
+
+
 def plan_purge(current: dict[str, Any], name: str) -> Plan:
     """Drop a field and its data for good, whether it is active or already hidden."""
     doc = copy.deepcopy(current)
@@ -178,6 +207,13 @@ def plan_purge(current: dict[str, Any], name: str) -> Plan:
         plan.operations.extend(_index_ops(target, None))
         plan.operations.append(Operation("drop_column", target))
     return plan
+
+
+def plan_remove(current: dict[str, Any], *, purge: bool) -> Plan:
+    """Take an entity away: hide it (table and records kept, restorable) or, with `purge`, drop
+    its table for good. What depends on the entity is the caller's to refuse first."""
+    entity = EntityDef.from_doc(copy.deepcopy(current))
+    return Plan(entity, [Operation("drop_table" if purge else "hide_entity")])
 
 
 def _field_change(plan: Plan, i: int, old: FieldDef, new: FieldDef) -> None:
@@ -240,10 +276,13 @@ def _index_ops(old: FieldDef | None, new: FieldDef | None) -> list[Operation]:
 
 
 def _clean(document: dict[str, Any]) -> dict[str, Any]:
-    """The document as stored: without hints such as `renamed_from` or a client's `version`."""
+    """The document as stored: without hints such as `renamed_from` or a client's `version`, and
+    without storage ids, which only the platform gives (the planner carries them over)."""
     doc = copy.deepcopy(document)
     doc.pop("version", None)
     doc.pop("hidden_fields", None)
+    doc.pop(STORAGE_KEY, None)
     for f in doc.get("fields", []):
         f.pop("renamed_from", None)
+        f.pop(FIELD_STORAGE_KEY, None)
     return doc

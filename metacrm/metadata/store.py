@@ -10,14 +10,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from metacrm.metadata.model import without_storage_ids
 from metacrm.platform.clock import as_utc, utcnow
 from metacrm.platform.errors import MetacrmError, NotFound, Unprocessable
 from metacrm.platform.invalidation import metadata_changed
-from metacrm.platform.systables import meta_documents, meta_stamp, meta_versions
+from metacrm.platform.systables import counters, meta_documents, meta_stamp, meta_versions
 from metacrm.platform.text import unencodable_text
 
 ENTITY = "entity"
+ENTITY_STORAGE_COUNTER = "entity_storage_id"
+# The version actions that take a document away: a delete can be undone, a purge is final.
+DELETE, PURGE = "delete", "purge"
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,31 @@ def bump_stamp(conn: Connection) -> None:
         conn.execute(meta_stamp.insert().values(id=1, stamp=1))
 
 
+def next_entity_storage_id(conn: Connection) -> int:
+    """A storage id no entity has had in this database (metadata/storage.py names indexes after
+    it). Taken in the caller's transaction: a rollback gives it back."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(counters)
+        .values(name=ENTITY_STORAGE_COUNTER, value=1)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": counters.c.value + 1})
+        .returning(counters.c.value)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def replace_current(conn: Connection, kind: str, name: str, document: dict[str, Any]) -> None:
+    """Rewrite the current document in place, without a new version: only for what the platform
+    itself keeps in a document and admins never see (storage ids given by an upgrade), so the
+    version an admin read stays the version to send back."""
+    conn.execute(
+        update(meta_documents)
+        .where(meta_documents.c.kind == kind, meta_documents.c.name == name)
+        .values(document=copy.deepcopy(document))
+    )
+    bump_stamp(conn)
+
+
 def load_all(conn: Connection, kind: str) -> list[StoredDocument]:
     rows = conn.execute(
         select(meta_documents).where(meta_documents.c.kind == kind).order_by(meta_documents.c.name)
@@ -92,6 +123,8 @@ def save(
             f"the {kind} document holds text that is not valid Unicode", errors=bad_text
         )
     previous = get(conn, kind, name)
+    # A document brought back after a deletion differs from what was deleted, not from nothing.
+    basis = previous or removed(conn, kind, name)
     version = next_version(conn, kind, name)
     now = utcnow()
     document = copy.deepcopy(document)
@@ -102,7 +135,7 @@ def save(
             version=version,
             action=action,
             document=document,
-            diff=diff_documents(previous.document if previous else {}, document),
+            diff=diff_documents(basis.document if basis else {}, document),
             created_at=now,
             created_by=author,
         )
@@ -155,19 +188,28 @@ def next_version(conn: Connection, kind: str, name: str) -> int:
     return _last_version(conn, kind, name) + 1
 
 
-def remove(conn: Connection, kind: str, name: str, *, author: str | None) -> None:
-    """Delete the current document; its history stays, with the deletion as its last entry."""
-    previous = get(conn, kind, name)
+# What a removal records in its version's diff.
+_REMOVAL_DIFF = {DELETE: {"deleted": True}, PURGE: {"purged": True}}
+
+
+def remove(
+    conn: Connection, kind: str, name: str, *, author: str | None, action: str = DELETE
+) -> int:
+    """Delete the current document; its history stays, with the removal as its last entry (the
+    document as it was), whose number is returned. A purge also takes a document that was
+    deleted before: the name is then free for a new document."""
+    previous = get(conn, kind, name) or (removed(conn, kind, name) if action == PURGE else None)
     if previous is None:
         raise NotFound(f"no {kind} named {name!r}")
+    version = _last_version(conn, kind, name) + 1
     conn.execute(
         meta_versions.insert().values(
             kind=kind,
             name=name,
-            version=_last_version(conn, kind, name) + 1,
-            action="delete",
+            version=version,
+            action=action,
             document=previous.document,
-            diff={"deleted": True},
+            diff=_REMOVAL_DIFF[action],
             created_at=utcnow(),
             created_by=author,
         )
@@ -176,6 +218,23 @@ def remove(conn: Connection, kind: str, name: str, *, author: str | None) -> Non
         delete(meta_documents).where(meta_documents.c.kind == kind, meta_documents.c.name == name)
     )
     bump_stamp(conn)
+    return version
+
+
+def removed(conn: Connection, kind: str, name: str) -> StoredDocument | None:
+    """A document deleted and not brought back since: its last version, the deletion, with the
+    document as it was. None when the name is current, was purged, or never existed."""
+    if get(conn, kind, name) is not None:
+        return None
+    row = conn.execute(
+        select(meta_versions.c.version, meta_versions.c.action, meta_versions.c.document)
+        .where(meta_versions.c.kind == kind, meta_versions.c.name == name)
+        .order_by(meta_versions.c.version.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.action != DELETE:
+        return None
+    return StoredDocument(kind, name, row.version, copy.deepcopy(row.document))
 
 
 def _last_version(conn: Connection, kind: str, name: str) -> int:
@@ -214,7 +273,9 @@ def version_document(conn: Connection, kind: str, name: str, version: int) -> di
 
 
 def diff_documents(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """What changed between two documents: top-level keys, and fields by name."""
+    """What changed between two documents: top-level keys, and fields by name (storage ids are
+    the platform's, not a change an admin made)."""
+    old, new = without_storage_ids(old), without_storage_ids(new)
     changed = sorted(
         k
         for k in set(old) | set(new)

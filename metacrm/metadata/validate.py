@@ -362,9 +362,10 @@ def text_errors(document: Any) -> list[FieldError]:
     return list(unencodable_text(document)) or nul_errors(document)
 
 
-def expression_sites(doc: dict[str, Any], check: SchemaCheck) -> list[ExpressionSite]:
-    """Every rule-language expression an entity document holds that the schema finds sound."""
-    sound = check.sound
+def expression_sites(doc: dict[str, Any], check: SchemaCheck | None = None) -> list[ExpressionSite]:
+    """Every rule-language expression an entity document holds (given a schema check, every
+    one the schema finds sound; without, the document is taken as valid)."""
+    sound = check.sound if check is not None else SchemaCheck([], frozenset()).sound
     sites = []
     for i, field in enumerate(_items(doc, "fields")):
         if not sound("fields", i, "type"):

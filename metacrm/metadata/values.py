@@ -14,6 +14,7 @@ from typing import Any
 from metacrm.metadata.model import FieldDef
 from metacrm.metadata.types import DEFAULT_TEXT_LENGTH, TEXTAREA_MAX_LENGTH
 from metacrm.platform.clock import as_utc
+from metacrm.platform.ids import is_valid_id
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -88,7 +89,7 @@ def _picklist(field: FieldDef, value: str) -> str:
 
 
 def _reference(_field: FieldDef, value: str) -> str:
-    if len(value) > 26:
+    if not is_valid_id(value):
         raise ValueProblem("format", "must be a record id")
     return value
 

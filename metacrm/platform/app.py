@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from metacrm.platform.errors import MetacrmError
+from metacrm.platform.errors import MetacrmError, TooManyRequests
 
 log = logging.getLogger("metacrm")
 
@@ -25,7 +25,9 @@ class ProblemResponse(JSONResponse):
 
 
 def problem_response(error: MetacrmError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    if isinstance(error, TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after)
     return ProblemResponse(error.problem(), status_code=error.status, headers=headers)
 
 

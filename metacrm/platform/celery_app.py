@@ -11,32 +11,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Engine
 
+from metacrm.platform.registry import Registry, TaskSpec
 from metacrm.platform.settings import Settings
-from metacrm.platform.tasks import (
-    MAX_FAILURE_RETRIES,
-    RetryLater,
-    TaskContext,
-    TaskSpec,
-    backoff,
-    registered,
-    run_task,
-)
+from metacrm.platform.tasks import RetryLater, TaskHost, run_task
 
 log = logging.getLogger("metacrm.tasks")
 QUEUE_NAME = "metacrm"
+HostFactory = Callable[[], TaskHost]
 
 
 class CeleryQueue:
     """Sends tasks to Redis for `metacrm worker` processes to run."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.app = make_celery(settings)
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self.app = make_celery(settings, registry)
 
     def enqueue(self, name: str, *args: Any, delay: float = 0.0) -> None:
         self.app.send_task(name, args=list(args), countdown=delay or None, queue=QUEUE_NAME)
@@ -45,7 +38,12 @@ class CeleryQueue:
         self.app.close()
 
 
-def make_celery(settings: Settings) -> Celery:
+def make_celery(
+    settings: Settings, registry: Registry, host_factory: HostFactory | None = None
+) -> Celery:
+    """A Celery app knowing every task of `registry`. A worker passes `host_factory`, which
+    makes the tasks' host (database engine, queue …) on first use in each worker process,
+    after any fork; an app that only sends tasks needs none."""
     if not settings.redis_url:
         raise ValueError("Celery needs METACRM_REDIS_URL")
     app = Celery("metacrm", broker=settings.redis_url, set_as_current=False)
@@ -60,13 +58,12 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options=transport_options(settings.task_visibility_timeout),
         timezone="UTC",
         beat_schedule={
-            spec.name: {"task": spec.name, "schedule": spec.every}
-            for spec in registered().values()
-            if spec.every is not None
+            spec.name: {"task": spec.name, "schedule": spec.every} for spec in registry.periodic()
         },
     )
-    for spec in registered().values():
-        _register(app, spec, settings)
+    host = _LazyHost(host_factory)
+    for spec in registry.tasks.values():
+        _register(app, registry, spec, host)
     return app
 
 
@@ -82,37 +79,39 @@ def transport_options(visibility_timeout: int) -> dict[str, int]:
     }
 
 
-_worker_context: dict[str, TaskContext] = {}
-_context_lock = threading.Lock()
+class _LazyHost:
+    """The tasks' host, made once per process on first use."""
+
+    def __init__(self, factory: HostFactory | None) -> None:
+        self._factory = factory
+        self._host: TaskHost | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> TaskHost:
+        with self._lock:
+            if self._host is None:
+                if self._factory is None:
+                    raise RuntimeError("this Celery app only sends tasks; it can't run them")
+                self._host = self._factory()
+            return self._host
 
 
-def _context(settings: Settings) -> TaskContext:
-    """One database engine and queue per worker process, made on first use (after the fork)."""
-    with _context_lock:
-        found = _worker_context.get("context")
-        if found is None:
-            from metacrm.platform.db import make_engine
-            from metacrm.platform.tasks import start_queue
+def _register(app: Celery, registry: Registry, spec: TaskSpec, host: _LazyHost) -> None:
+    policy = registry.retry
 
-            engine: Engine = make_engine(settings.database_url)
-            found = TaskContext(engine, settings, start_queue(settings, engine))
-            _worker_context["context"] = found
-        return found
-
-
-def _register(app: Celery, spec: TaskSpec, settings: Settings) -> None:
     def run(self: Any, *args: Any) -> None:
         try:
-            run_task(spec, _context(settings), args)
+            run_task(registry, spec.name, host.get(), args)
         except RetryLater as retry:
             raise self.retry(countdown=retry.delay, max_retries=None) from None
         except Exception as exc:
             failures = self.request.retries + 1
-            if failures > MAX_FAILURE_RETRIES:
+            if failures > policy.max_failures:
                 log.exception("task %s%r failed %d times; giving up", spec.name, args, failures)
                 return
             log.exception("task %s%r failed; retrying", spec.name, args)
-            raise self.retry(exc=exc, countdown=backoff(failures), max_retries=None) from None
+            countdown = policy.backoff(failures)
+            raise self.retry(exc=exc, countdown=countdown, max_retries=None) from None
 
     # Not shared: each app gets exactly the tasks it was made with (a worker also makes an app
     # to enqueue follow-up work, which must not re-register into the first).

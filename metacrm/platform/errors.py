@@ -91,6 +91,16 @@ class Locked(MetacrmError):
     status, title, type_slug = 423, "Locked", "locked"
 
 
+class TooManyRequests(MetacrmError):
+    """Rate limited: `retry_after` seconds until the next attempt may be made (Retry-After)."""
+
+    status, title, type_slug = 429, "Too many requests", "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, extra={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Position:
     line: int

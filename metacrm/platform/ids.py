@@ -18,3 +18,13 @@ def new_id() -> str:
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+ID_LENGTH = 26
+
+
+def is_valid_id(value: object) -> bool:
+    """Whether `value` could name something we store: text of 1 to 26 characters without NUL.
+    Every lookup by an id from a client asks this first: a longer value can't exist, and
+    PostgreSQL refuses NUL outright instead of finding nothing."""
+    return isinstance(value, str) and 0 < len(value) <= ID_LENGTH and "\x00" not in value

@@ -11,27 +11,27 @@ import logging
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
-from metacrm.platform.db import after_commit
+from metacrm.platform.db import after_commit, transaction_state
 
 CHANNEL = "metacrm:metadata"
 RECONNECT_SECONDS = 1.0
+_CHANGED = "metadata_changed"
 log = logging.getLogger("metacrm")
-
-_redis_urls: dict[int, str] = {}
-
-
-def use_redis(engine: Engine, redis_url: str) -> None:
-    """Metadata changes committed through `engine` are announced on this Redis."""
-    _redis_urls[id(engine)] = redis_url
 
 
 def metadata_changed(conn: Connection) -> None:
-    """Announce, after this transaction commits, that metadata changed."""
-    url = _redis_urls.get(id(conn.engine))
-    if url is not None:
-        after_commit(conn, lambda: _publish(url))
+    """Note that this transaction changed metadata; its owner announces it after commit
+    (`announce_after_commit`)."""
+    transaction_state(conn)[_CHANGED] = True
+
+
+def announce_after_commit(conn: Connection, redis_url: str | None) -> None:
+    """Once this transaction commits, tell every process through Redis if it changed metadata.
+    Call at the end of the transaction's work, before it commits."""
+    if redis_url and transaction_state(conn).get(_CHANGED):
+        after_commit(conn, lambda: _publish(redis_url))
 
 
 def _publish(url: str) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import CTE, Connection, Select, delete, func, select, update
 
 from metacrm.platform.clock import utcnow
 from metacrm.platform.errors import Conflict, FieldError, NotFound, Unprocessable
-from metacrm.platform.ids import new_id
+from metacrm.platform.ids import is_valid_id, new_id
 from metacrm.platform.systables import org_units, users
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -150,7 +150,7 @@ def _reference_errors(
 ) -> list[FieldError]:
     errors = []
     for name, value in (("parent", parent), ("head", head)):
-        if value is not None and ("\x00" in value or len(value) > 26):
+        if value is not None and not is_valid_id(value):
             return [FieldError(name, "not_found", f"no {name} {value!r}")]
     if parent is not None:
         if not unit_exists(conn, parent):

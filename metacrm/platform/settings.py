@@ -26,6 +26,11 @@ class Settings:
     # Email for notifications: smtp://user:password@host:port (smtps:// for TLS); unset = none.
     smtp_url: str | None = None
     smtp_from: str = "metacrm@localhost"
+    # Sign-in (POST /api/v1/tokens): attempts that didn't succeed, per account and per client
+    # address, within a window of this many seconds; more are refused (429) until it closes.
+    signin_account_attempts: int = 5
+    signin_address_attempts: int = 20
+    signin_window: int = 900
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,4 +52,14 @@ class Settings:
             task_visibility_timeout=int(visibility),
             smtp_url=env.get("METACRM_SMTP_URL") or None,
             smtp_from=env.get("METACRM_SMTP_FROM") or "metacrm@localhost",
+            signin_account_attempts=_positive(env, "METACRM_SIGNIN_ACCOUNT_ATTEMPTS", 5),
+            signin_address_attempts=_positive(env, "METACRM_SIGNIN_ADDRESS_ATTEMPTS", 20),
+            signin_window=_positive(env, "METACRM_SIGNIN_WINDOW", 900),
         )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name) or str(default)
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return int(value)

@@ -130,6 +130,15 @@ meta_stamp = Table(
     Column("stamp", BigInteger, nullable=False),
 )
 
+# Numbers handed out once each, whatever is deleted later (entities' storage ids): a row per
+# counter, raised atomically, so two transactions never take the same number.
+counters = Table(
+    "mc_counters",
+    system_metadata,
+    Column("name", String(63), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 record_history = Table(
     "mc_record_history",
     system_metadata,

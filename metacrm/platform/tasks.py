@@ -1,13 +1,15 @@
 """Background work: one set of task functions, run by Celery workers when Redis is configured
 and by a small in-process queue when it is not.
 
-A task is a plain function `fn(context, *args)` registered with `@task`; periodic jobs are
-tasks with an interval (`@periodic`). Task functions are idempotent: they may run twice (a
-worker killed mid-task, a message redelivered) and must leave the same result. To run again
-later (a webhook that answered 503) a task raises `RetryLater(seconds)`; an unexpected
-exception is retried with exponential backoff a bounded number of times.
+A task is a plain function `fn(host, *args)` registered by name in the process's `Registry`;
+periodic jobs are tasks with an interval. `host` is whatever the process that runs tasks gives
+them (the runtime's services): the database, the settings, the queue for follow-up work and the
+clock. Task functions are idempotent: they may run twice (a worker killed mid-task, a message
+redelivered) and must leave the same result. To run again later (a webhook that answered 503) a
+task raises `RetryLater(seconds)`; an unexpected exception is retried with exponential backoff
+as the registry's `RetryPolicy` says.
 
-Which queue a process uses is decided once, by whoever starts it (`start_queue`): the task
+Which queue a process uses is decided once, by whoever starts it (`platform.queues`): the task
 functions, their arguments and their retries are the same either way.
 """
 
@@ -18,7 +20,6 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,14 +27,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from metacrm.platform.clock import utcnow
+from metacrm.platform.registry import Registry
 from metacrm.platform.settings import Settings
 
 log = logging.getLogger("metacrm.tasks")
-
-# An unexpected failure is retried this many times, waiting 2, 4, 8 … seconds (capped).
-MAX_FAILURE_RETRIES = 8
-MAX_BACKOFF_SECONDS = 600.0
 
 
 class RetryLater(Exception):
@@ -44,100 +41,29 @@ class RetryLater(Exception):
         self.delay = delay
 
 
-@dataclass
-class TaskContext:
-    """What a running task can use: the database, the settings, the queue for follow-up work,
-    and the clock (tests pass their own)."""
-
-    engine: Engine
-    settings: Settings
-    queue: TaskQueue
-    clock: Callable[[], datetime] = utcnow
-
-
-TaskFunction = Callable[..., None]
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    fn: TaskFunction
-    # Periodic jobs: run every this many seconds (by beat, or the in-process timer).
-    every: float | None = None
-
-
-_registry: dict[str, TaskSpec] = {}
-
-
-def task(name: str) -> Callable[[TaskFunction], TaskFunction]:
-    def register(fn: TaskFunction) -> TaskFunction:
-        _registry[name] = TaskSpec(name, fn)
-        return fn
-
-    return register
-
-
-def periodic(name: str, every: float) -> Callable[[TaskFunction], TaskFunction]:
-    def register(fn: TaskFunction) -> TaskFunction:
-        _registry[name] = TaskSpec(name, fn, every)
-        return fn
-
-    return register
-
-
-def registered() -> dict[str, TaskSpec]:
-    """Every task registered so far. Task modules register themselves on import; whoever
-    starts a process imports them (`metacrm.runtime.jobs`) before starting a queue."""
-    return dict(_registry)
-
-
-def backoff(attempt: int, base: float = 2.0) -> float:
-    """Seconds to wait before retry number `attempt` (1, 2, …): base, 2·base, 4·base …"""
-    return min(base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
-
-
 class TaskQueue(Protocol):
-    settings: Settings
-
     def enqueue(self, name: str, *args: Any, delay: float = 0.0) -> None: ...
 
     def close(self) -> None: ...
 
 
-# ---- which queue serves an engine ---------------------------------------------------------
+class TaskHost(Protocol):
+    """What a running task can use, provided by the process that runs it."""
 
-_queues: dict[int, TaskQueue] = {}
+    @property
+    def engine(self) -> Engine: ...
 
+    @property
+    def settings(self) -> Settings: ...
 
-def start_queue(settings: Settings, engine: Engine) -> TaskQueue:
-    """The queue this process uses for work on `engine`: Celery over Redis when configured,
-    otherwise in-process threads. Later calls for the same engine return the same queue."""
-    found = _queues.get(id(engine))
-    if found is not None:
-        return found
-    queue: TaskQueue
-    if settings.redis_url:
-        from metacrm.platform.celery_app import CeleryQueue
+    @property
+    def queue(self) -> TaskQueue: ...
 
-        queue = CeleryQueue(settings)
-    else:
-        queue = InProcessQueue(settings, engine)
-    _queues[id(engine)] = queue
-    return queue
+    def clock(self) -> datetime: ...
 
 
-def queue_for(engine: Engine) -> TaskQueue | None:
-    return _queues.get(id(engine))
-
-
-def stop_queue(engine: Engine) -> None:
-    queue = _queues.pop(id(engine), None)
-    if queue is not None:
-        queue.close()
-
-
-def run_task(spec: TaskSpec, context: TaskContext, args: tuple[Any, ...]) -> None:
-    spec.fn(context, *args)
+def run_task(registry: Registry, name: str, host: TaskHost, args: tuple[Any, ...]) -> None:
+    registry.spec(name).fn(host, *args)
 
 
 # ---- in-process ------------------------------------------------------------------------------
@@ -157,9 +83,11 @@ class InProcessQueue:
     periodic jobs are enqueued by the same timer. Everything stops with the process — the
     database (the event outbox, pending deliveries) is what survives a crash."""
 
-    def __init__(self, settings: Settings, engine: Engine, workers: int = 2) -> None:
-        self.settings = settings
-        self.context = TaskContext(engine, settings, self)
+    def __init__(self, registry: Registry, host: TaskHost | None = None, workers: int = 2) -> None:
+        self.registry = registry
+        # Tasks run with this host; a process that only enqueues (tests of the queue) may set it
+        # later with `serve`.
+        self.host = host
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="metacrm-task")
         self._due: list[_Due] = []
         self._order = itertools.count()
@@ -177,9 +105,8 @@ class InProcessQueue:
         """Enqueue every periodic job at its interval from now on (the embedded `beat`)."""
         now = time.monotonic()
         with self._wake:
-            for spec in registered().values():
-                if spec.every is not None:
-                    self._periodic[spec.name] = now + spec.every
+            for spec in self.registry.periodic():
+                self._periodic[spec.name] = now + (spec.every or 60.0)
             self._wake.notify()
 
     def drain(self, timeout: float = 30.0) -> bool:
@@ -213,7 +140,7 @@ class InProcessQueue:
                 now = time.monotonic()
                 for name, at in list(self._periodic.items()):
                     if at <= now:
-                        spec = _registry[name]
+                        spec = self.registry.spec(name)
                         self._periodic[name] = now + (spec.every or 60.0)
                         heapq.heappush(self._due, _Due(now, next(self._order), name, ()))
                 while self._due and self._due[0].at <= now:
@@ -225,19 +152,20 @@ class InProcessQueue:
 
     def _run(self, item: _Due) -> None:
         try:
-            spec = _registry[item.name]
-            run_task(spec, self.context, item.args)
+            if self.host is None:
+                raise RuntimeError("this queue has no host to run tasks with")
+            run_task(self.registry, item.name, self.host, item.args)
         except RetryLater as retry:
             self._push(item.name, item.args, retry.delay, item.failures)
         except Exception:
             failures = item.failures + 1
-            if failures > MAX_FAILURE_RETRIES:
+            if failures > self.registry.retry.max_failures:
                 log.exception(
                     "task %s%r failed %d times; giving up", item.name, item.args, failures
                 )
             else:
                 log.exception("task %s%r failed; retrying", item.name, item.args)
-                self._push(item.name, item.args, backoff(failures), failures)
+                self._push(item.name, item.args, self.registry.retry.backoff(failures), failures)
         finally:
             with self._wake:
                 self._busy -= 1

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from metacrm.platform.clock import utcnow
-from metacrm.platform.errors import Conflict, FieldError, NotFound, Unprocessable
-from metacrm.platform.ids import new_id
+from metacrm.platform.clock import as_utc, iso_utc, utcnow
+from metacrm.platform.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
+from metacrm.platform.ids import is_valid_id, new_id
 from metacrm.platform.org import ancestors_of_user, unit_exists
 from metacrm.platform.security import hash_password, hash_token, new_token
 from metacrm.platform.systables import api_tokens, meta_stamp, user_roles, users
@@ -175,7 +176,7 @@ def _reference_errors(
 ) -> list[FieldError]:
     errors = []
     for name, value in (("org_unit", org_unit), ("manager", manager)):
-        if value is not None and text_errors(name, value, 26):
+        if value is not None and not is_valid_id(value):
             return [FieldError(name, "not_found", f"no {name.replace('_', ' ')} {value!r}")]
     if org_unit is not None and not unit_exists(conn, org_unit):
         errors.append(FieldError("org_unit", "not_found", f"no org unit with id {org_unit!r}"))
@@ -226,17 +227,123 @@ def _load(conn: Connection, where: Any) -> list[User]:
 
 def create_token(conn: Connection, user: User, name: str = "api") -> str:
     """Store a new token for the user and return it; only its hash is kept."""
+    return issue_token(conn, user, name).token
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown about a token after it was made: never the token or its hash."""
+
+    id: str
+    user: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user": self.user,
+            "name": self.name,
+            "created_at": iso_utc(self.created_at),
+            "revoked_at": iso_utc(self.revoked_at),
+        }
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just made: the only time its secret is known."""
+
+    info: TokenInfo
+    token: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.info.id,
+            "name": self.info.name,
+            "token": self.token,
+            "created_at": iso_utc(self.info.created_at),
+        }
+
+
+def issue_token(conn: Connection, user: User, name: str = "api") -> IssuedToken:
+    """Store a new token for the user; only its hash is kept, so the answer is the one chance
+    to see it."""
+    errors = text_errors("name", name, 200)
+    if not isinstance(name, str) or not name.strip() or errors:
+        raise Unprocessable(
+            "invalid token name",
+            errors=errors or [FieldError("name", "required", "must be a non-empty text")],
+        )
     token = new_token()
+    info = TokenInfo(id=new_id(), user=user.id, name=name, created_at=utcnow())
     conn.execute(
         api_tokens.insert().values(
-            id=new_id(),
+            id=info.id,
             user_id=user.id,
             name=name,
             token_hash=hash_token(token),
-            created_at=utcnow(),
+            created_at=info.created_at,
         )
     )
-    return token
+    return IssuedToken(info, token)
+
+
+def visible_tokens(conn: Connection, actor: User, user_id: str | None = None) -> list[TokenInfo]:
+    """The actor's own tokens, or (admins only) another user's."""
+    if user_id is None or user_id == actor.id:
+        return list_tokens(conn, actor.id)
+    if not actor.is_admin:
+        raise Forbidden("only admins may see other users' tokens")
+    if len(user_id) > 26 or "\x00" in user_id:
+        raise NotFound(f"no user with id {user_id!r}")
+    return list_tokens(conn, get_user(conn, user_id).id)
+
+
+def list_tokens(conn: Connection, user_id: str) -> list[TokenInfo]:
+    """The user's tokens, revoked ones too, newest first."""
+    rows = conn.execute(
+        select(api_tokens)
+        .where(api_tokens.c.user_id == user_id)
+        .order_by(api_tokens.c.created_at.desc(), api_tokens.c.id.desc())
+    ).all()
+    return [_token_info(r._mapping) for r in rows]
+
+
+def revoke_token(conn: Connection, actor: User, token_id: str) -> TokenInfo:
+    """Revoke a token at once (again is no change). Admins may revoke anyone's; anyone else only
+    their own, and someone else's token is as unknown to them as one that doesn't exist."""
+    where = [api_tokens.c.id == token_id]
+    if not actor.is_admin:
+        where.append(api_tokens.c.user_id == actor.id)
+    conn.execute(
+        update(api_tokens)
+        .where(*where, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    row = conn.execute(select(api_tokens).where(*where)).first()
+    if row is None:
+        raise NotFound(f"no token with id {token_id!r}")
+    return _token_info(row._mapping)
+
+
+def _token_info(m: Any) -> TokenInfo:
+    revoked = m["revoked_at"]
+    return TokenInfo(
+        id=m["id"],
+        user=m["user_id"],
+        name=m["name"],
+        created_at=as_utc(m["created_at"]),
+        revoked_at=None if revoked is None else as_utc(revoked),
+    )
+
+
+def password_of(conn: Connection, email: str) -> tuple[User, str] | None:
+    """The user with this email and their password hash, frozen or not; None if there is none."""
+    row = conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
+    if row is None:
+        return None
+    return get_user(conn, row.id), row.password_hash
 
 
 # Built once: the token lookup runs on every authenticated request. It brings the user's roles

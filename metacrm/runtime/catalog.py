@@ -8,7 +8,9 @@ changed metadata, and the snapshot is rebuilt. Snapshots are immutable and share
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, MetaData, Table
 
@@ -20,6 +22,8 @@ from metacrm.metadata.roles import ROLE, RoleDef
 from metacrm.metadata.storage import build_table
 from metacrm.platform.errors import NotFound
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -29,6 +33,18 @@ class Catalog:
     roles: dict[str, RoleDef] = field(default_factory=dict)
     pipelines: dict[str, PipelineDef] = field(default_factory=dict)
     approval_processes: dict[str, ApprovalProcessDef] = field(default_factory=dict)
+    # What the runtime derives from this snapshot once and reuses (compiled rules, validators,
+    # output plans, prepared statements): it lives exactly as long as the snapshot.
+    _memo: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """The value derived under `key`, built on first use. Two threads may both build it
+        the first time; either result is correct."""
+        try:
+            return self._memo[key]  # type: ignore[no-any-return]
+        except KeyError:
+            found = self._memo[key] = build()
+            return found
 
     def entity(self, name: str) -> EntityDef:
         found = self.entities.get(name)

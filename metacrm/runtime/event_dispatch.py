@@ -15,15 +15,14 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import select, update
 
-from metacrm.platform.clock import utcnow
-from metacrm.platform.db import writing
-from metacrm.platform.events import DISPATCH_TASK, Event, consume_in_transaction, on_publish
+from metacrm.platform.events import DISPATCH_TASK, Event
 from metacrm.platform.systables import events, webhook_deliveries
-from metacrm.platform.tasks import TaskContext, periodic, queue_for, task
-from metacrm.runtime.catalog import Catalog, CatalogCache
+from metacrm.runtime.context import RequestContext
 from metacrm.runtime.notifications import notify
+from metacrm.runtime.registry import RuntimeRegistry
+from metacrm.runtime.services import Services
 from metacrm.runtime.webhooks import (
     DELIVER_TASK,
     create_deliveries,
@@ -32,6 +31,7 @@ from metacrm.runtime.webhooks import (
 )
 
 SWEEP_TASK = "events.sweep"
+SWEEP_EVERY_SECONDS = 30.0
 # An event not dispatched this long after it was written lost its hand-over (a process died
 # between commit and enqueue); the sweep dispatches it.
 STALE_AFTER = timedelta(seconds=10)
@@ -40,60 +40,52 @@ OVERDUE_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 500
 
 log = logging.getLogger("metacrm.events")
-_catalogs: dict[int, CatalogCache] = {}
 
 
-def _catalog(conn: Connection) -> Catalog:
-    cache = _catalogs.setdefault(id(conn.engine), CatalogCache())
-    return cache.snapshot(conn)
+def register(registry: RuntimeRegistry) -> None:
+    """The dispatcher consumes events in their transaction; the task and the sweep take what
+    was left over."""
+    registry.consume_events(consume)
+    registry.task(DISPATCH_TASK, dispatch)
+    registry.task(SWEEP_TASK, sweep, every=SWEEP_EVERY_SECONDS)
 
 
-def _announce(engine: Engine, event_ids: list[int]) -> None:
-    queue = queue_for(engine)
-    if queue is not None and event_ids:
-        queue.enqueue(DISPATCH_TASK, event_ids)
-
-
-on_publish(_announce)
-
-
-@task(DISPATCH_TASK)
-def dispatch(context: TaskContext, event_ids: Sequence[int]) -> None:
+def dispatch(services: Services, event_ids: Sequence[int]) -> None:
     for event_id in event_ids:
-        dispatch_one(context.engine, int(event_id))
+        dispatch_one(services, int(event_id))
 
 
-def dispatch_one(engine: Engine, event_id: int) -> bool:
+def dispatch_one(services: Services, event_id: int) -> bool:
     """Hand one event to its consumers; False when it was dispatched already."""
-    with writing(engine) as conn:
+    with services.writing() as conn:
         claimed = conn.execute(
             update(events)
             .where(events.c.id == event_id, events.c.dispatched_at.is_(None))
-            .values(dispatched_at=utcnow())
+            .values(dispatched_at=services.clock())
         ).rowcount
         if not claimed:
             return False
         row = conn.execute(select(events).where(events.c.id == event_id)).one()
-        consume(conn, Event(**{k: row._mapping[k] for k in Event.__dataclass_fields__}))
+        event = Event(**{k: row._mapping[k] for k in Event.__dataclass_fields__})
+        ctx = services.system_context(conn)
+        for consumer in services.registry.event_consumers:
+            consumer(ctx, event)
         return True
 
 
-def consume(conn: Connection, event: Event) -> None:
+def consume(ctx: RequestContext, event: Event) -> None:
     """Record what the event means for its consumers, in the caller's transaction. The common
     case — no subscription matches, nobody is assigned — costs one query and writes nothing."""
+    conn = ctx.conn
     hooks = matching_hooks(conn, event)
     assignee = _assignee(event)
     if not hooks and assignee is None:
         return
     # Conditions run as SQL against the record: a broken one must not fail the change itself.
     with conn.begin_nested():
-        catalog = _catalog(conn)
-        enqueue_deliveries(conn, create_deliveries(conn, catalog, event, hooks))
+        enqueue_deliveries(ctx, create_deliveries(conn, ctx.catalog, event, hooks))
         if assignee is not None:
-            _notify_assignment(conn, catalog, event, assignee)
-
-
-consume_in_transaction(consume)
+            _notify_assignment(ctx, event, assignee)
 
 
 def _assignee(event: Event) -> str | None:
@@ -106,13 +98,13 @@ def _assignee(event: Event) -> str | None:
     return str(owner[1])
 
 
-def _notify_assignment(conn: Connection, catalog: Catalog, event: Event, assignee: str) -> None:
-    entity = catalog.find(event.entity or "")
+def _notify_assignment(ctx: RequestContext, event: Event, assignee: str) -> None:
+    entity = ctx.catalog.find(event.entity or "")
     noun = entity.label.get("en", entity.name) if entity else event.entity
     record = event.payload.get("record") or {}
     title = record.get(entity.title_field) if entity and entity.title_field else None
     notify(
-        conn,
+        ctx.conn,
         [assignee],
         "record.assigned",
         f"{noun} assigned to you: {title or event.record_id}",
@@ -122,11 +114,10 @@ def _notify_assignment(conn: Connection, catalog: Catalog, event: Event, assigne
     )
 
 
-@periodic(SWEEP_TASK, every=30.0)
-def sweep(context: TaskContext) -> None:
+def sweep(services: Services) -> None:
     """Dispatch events whose hand-over was lost; re-enqueue deliveries whose retry was lost."""
-    now = context.clock()
-    with writing(context.engine) as conn:
+    now = services.clock()
+    with services.writing() as conn:
         stale = conn.execute(
             select(events.c.id)
             .where(events.c.dispatched_at.is_(None), events.c.created_at < now - STALE_AFTER)
@@ -134,7 +125,8 @@ def sweep(context: TaskContext) -> None:
             .limit(SWEEP_BATCH)
         ).scalars()
         stale_ids = list(stale)
-        overdue = now - OVERDUE_AFTER - timedelta(seconds=context.settings.task_visibility_timeout)
+        timeout = timedelta(seconds=services.settings.task_visibility_timeout)
+        overdue = now - OVERDUE_AFTER - timeout
         lost = list(
             conn.execute(
                 select(webhook_deliveries.c.id)
@@ -147,9 +139,9 @@ def sweep(context: TaskContext) -> None:
         )
     for event_id in stale_ids:
         try:
-            dispatch_one(context.engine, event_id)
+            dispatch_one(services, event_id)
         except Exception:
             # One event that can't be dispatched must not hold up the others behind it.
             log.exception("sweep: event %s could not be dispatched", event_id)
     for delivery_id in lost:
-        context.queue.enqueue(DELIVER_TASK, delivery_id)
+        services.queue.enqueue(DELIVER_TASK, delivery_id)

@@ -19,7 +19,7 @@ def export_records(
     service: RecordService, entity_name: str, filter_text: str | None = None
 ) -> tuple[list[str], Iterator[dict[str, Any]]]:
     """The column names and the records. The filter is checked before anything is read."""
-    entity = service.catalog.entity(entity_name)
+    entity = service.ctx.catalog.entity(entity_name)
     service.permissions.require(entity, "export")
     _compiler(service, entity, filter_text)
     view = service.permissions.view(entity, probe=False)
@@ -38,7 +38,7 @@ def _compiler(service: RecordService, entity: EntityDef, filter_text: str | None
 def _records(
     service: RecordService, entity: EntityDef, filter_text: str | None
 ) -> Iterator[dict[str, Any]]:
-    table = service.catalog.table(entity.name)
+    table = service.ctx.catalog.table(entity.name)
     after: str | None = None
     while True:
         compiler = _compiler(service, entity, filter_text)
@@ -49,7 +49,7 @@ def _records(
             stmt = stmt.where(allowed)
         if after is not None:
             stmt = stmt.where(table.c.id > after)
-        rows = service.conn.execute(stmt.order_by(table.c.id).limit(BATCH)).all()
+        rows = service.ctx.conn.execute(stmt.order_by(table.c.id).limit(BATCH)).all()
         if not rows:
             return
         yield from service.output(entity, reading, rows)

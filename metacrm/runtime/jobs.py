@@ -1,20 +1,20 @@
-"""Every background task and periodic job of the runtime. Importing this module registers them
-with the task platform; every process that runs or enqueues tasks imports it first."""
+"""The runtime's periodic approval job: reminders past a step's SLA and escalations."""
 
 from __future__ import annotations
 
-from metacrm.platform.db import writing
-from metacrm.platform.tasks import TaskContext, periodic
-from metacrm.runtime import event_dispatch, notification_email, webhooks
 from metacrm.runtime.approvals import run_escalations
+from metacrm.runtime.registry import RuntimeRegistry
+from metacrm.runtime.services import Services
 
 ESCALATION_TASK = "approvals.escalate"
+ESCALATION_EVERY_SECONDS = 60.0
 
-__all__ = ["event_dispatch", "notification_email", "webhooks"]
+
+def register(registry: RuntimeRegistry) -> None:
+    registry.task(ESCALATION_TASK, escalate, every=ESCALATION_EVERY_SECONDS)
 
 
-@periodic(ESCALATION_TASK, every=60.0)
-def escalate(context: TaskContext) -> None:
+def escalate(services: Services) -> None:
     """Remind approvers whose step is past its SLA; hand overdue steps to their managers."""
-    with writing(context.engine) as conn:
-        run_escalations(conn, context.clock())
+    with services.writing() as conn:
+        run_escalations(services.system_context(conn))

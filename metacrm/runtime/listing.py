@@ -1,4 +1,5 @@
-"""Listing records: filter, search, sort with an `id` tie-break, keyset pagination, count.
+"""The pieces of a record list, composed by the record service's read path: checked sort keys
+with an `id` tie-break, search, count, ordering and keyset pagination.
 
 Pages are cut by the sort keys of the last row (not OFFSET), so they stay stable while records
 change. Nulls sort as the smallest values, in both databases.
@@ -9,19 +10,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal, or_, select, true
 
 from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_json
 from metacrm.platform.errors import BadRequest
 from metacrm.runtime.cursor import decode_cursor, encode_cursor
-from metacrm.runtime.rules import Scope, check, parse
-from metacrm.runtime.rules.operators import BOOLEAN
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -58,58 +54,54 @@ def check_names(entity: EntityDef, names: Sequence[str], what: str) -> None:
             raise BadRequest(f"unknown {what} field {name!r} for {entity.name}{hint}")
 
 
-def list_records(service: RecordService, entity: EntityDef, query: ListQuery) -> dict[str, Any]:
-    table = service.catalog.table(entity.name)
-    permissions = service.permissions
-    # Names are checked against the entity as the caller may see it: a field withheld from them
-    # is unknown, exactly like a field that doesn't exist.
-    probe = permissions.view(entity, probe=True)
-    check_names(probe, [k.field for k in query.sort], "sort")
-    for key in query.sort:
-        if entity.field_map[key.field].type in UNSORTABLE:
-            raise BadRequest(f"can't sort by {key.field}: a {entity.field_map[key.field].type}")
-    if query.fields:
-        check_names(permissions.view(entity, probe=False), query.fields, "fields")
-    keys = (*query.sort, SortKey("id"))
-    compiler = service.compiler(entity)
-    if query.filter:
-        compiler.compile(check(parse(query.filter), Scope(probe, permissions.find_view), BOOLEAN))
-    columns = {k.field: compiler.column_for((k.field,)) for k in keys}
-    stmt, reading = service.readable(entity, compiler)
-    if query.q:
-        stmt = stmt.where(_search(probe, table, query.q))
-    total = None
-    if query.count:
-        total = service.conn.execute(
-            select(func.count()).select_from(stmt.order_by(None).subquery())
-        ).scalar_one()
-    spec = ",".join(k.spec() for k in keys)
-    if query.cursor:
-        payload = decode_cursor(service.secret, query.cursor)
-        if (
-            payload.get("e") != entity.name
-            or payload.get("s") != spec
-            or not isinstance(payload.get("v"), list)
-        ):
-            raise BadRequest("the cursor belongs to another list (entity or sort); start again")
-        stmt = stmt.where(_after(entity, columns, keys, payload["v"]))
-    postgres = service.conn.dialect.name == "postgresql"
-    stmt = stmt.order_by(*(_order(columns[k.field], k.descending, postgres) for k in keys))
-    rows = service.conn.execute(stmt.limit(query.limit + 1)).all()
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    data = service.output(entity, reading, rows, query.fields)
-    if query.expand:
-        service.expand(entity, data, query.expand)
-    next_cursor = None
-    if more and rows:
-        last = rows[-1]._mapping
-        values = [to_json(from_storage(_stored(entity, k.field), last[k.field])) for k in keys]
-        next_cursor = encode_cursor(service.secret, {"e": entity.name, "s": spec, "v": values})
-    result: dict[str, Any] = {"data": data, "next_cursor": next_cursor}
-    if total is not None:
-        result["count"] = total
-    return result
+def sort_keys(entity: EntityDef, sort: Sequence[SortKey]) -> tuple[SortKey, ...]:
+    """The list's sort keys, checked against the entity as the caller sees it, with `id` last
+    (the tie-break that makes the order total)."""
+    check_names(entity, [k.field for k in sort], "sort")
+    for key in sort:
+        kind = entity.field_map[key.field].type
+        if kind in UNSORTABLE:
+            raise BadRequest(f"can't sort by {key.field}: a {kind}")
+    return (*sort, SortKey("id"))
+
+
+def counting(stmt: Select[Any]) -> Select[Any]:
+    """How many rows the (unordered, unlimited) list statement selects."""
+    return select(func.count()).select_from(stmt.order_by(None).subquery())
+
+
+def spec_of(keys: Sequence[SortKey]) -> str:
+    return ",".join(k.spec() for k in keys)
+
+
+def cursor_values(
+    secret: str, cursor: str, entity: EntityDef, keys: Sequence[SortKey]
+) -> list[Any]:
+    """The sort-key values of the row a cursor continues after, coerced for comparison."""
+    payload = decode_cursor(secret, cursor)
+    if (
+        payload.get("e") != entity.name
+        or payload.get("s") != spec_of(keys)
+        or not isinstance(payload.get("v"), list)
+    ):
+        raise BadRequest("the cursor belongs to another list (entity or sort); start again")
+    raw_values = payload["v"]
+    if len(raw_values) != len(keys):
+        raise BadRequest("the cursor is not valid; start again without one")
+    return [
+        _cursor_value(_stored(entity, k.field), v) for k, v in zip(keys, raw_values, strict=True)
+    ]
+
+
+def next_cursor(secret: str, entity: EntityDef, keys: Sequence[SortKey], last: Any) -> str:
+    """The cursor of the page after the one ending with row `last`."""
+    row = last._mapping
+    values = [to_json(from_storage(_stored(entity, k.field), row[k.field])) for k in keys]
+    return encode_cursor(secret, {"e": entity.name, "s": spec_of(keys), "v": values})
+
+
+def ordering(columns: dict[str, Any], keys: Sequence[SortKey], postgres: bool) -> list[Any]:
+    return [_order(columns[k.field], k.descending, postgres) for k in keys]
 
 
 def _order(column: Any, descending: bool, postgres: bool) -> Any:
@@ -119,15 +111,10 @@ def _order(column: Any, descending: bool, postgres: bool) -> Any:
     return column.asc().nulls_first() if postgres else column.asc()
 
 
-def _after(
-    entity: EntityDef, columns: dict[str, Any], keys: Sequence[SortKey], raw_values: list[Any]
+def after(
+    columns: dict[str, Any], keys: Sequence[SortKey], values: Sequence[Any]
 ) -> ColumnElement[bool]:
     """Rows that come after the cursor's row in the sort order (nulls are smallest)."""
-    if len(raw_values) != len(keys):
-        raise BadRequest("the cursor is not valid; start again without one")
-    values = [
-        _cursor_value(_stored(entity, k.field), v) for k, v in zip(keys, raw_values, strict=True)
-    ]
     clauses = []
     for i, key in enumerate(keys):
         ties = [_equal(columns[keys[j].field], values[j]) for j in range(i)]
@@ -172,7 +159,7 @@ def _cursor_value(field: FieldDef, raw: Any) -> Any:
         raise BadRequest("the cursor is not valid; start again without one") from None
 
 
-def _search(entity: EntityDef, table: Any, text: str) -> ColumnElement[bool]:
+def search(entity: EntityDef, table: Any, text: str) -> ColumnElement[bool]:
     """Case-insensitive substring search over the searchable text fields."""
     searchable = [f for f in entity.fields if f.searchable]
     if not searchable or not text.strip():

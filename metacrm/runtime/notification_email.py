@@ -16,23 +16,28 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import select, update
 
 from metacrm.platform.db import writing
+from metacrm.platform.registry import Registry
 from metacrm.platform.settings import Settings
 from metacrm.platform.systables import notifications, users
-from metacrm.platform.tasks import TaskContext, periodic
+from metacrm.platform.tasks import TaskHost
 
 EMAIL_TASK = "notifications.email"
+EMAIL_EVERY_SECONDS = 15.0
 # Older notifications are not emailed (a server that just got SMTP doesn't flood inboxes).
 MAX_AGE = timedelta(days=1)
 BATCH = 100
 
 
-@periodic(EMAIL_TASK, every=15.0)
-def send_pending(context: TaskContext) -> None:
-    settings = context.settings
+def register(registry: Registry) -> None:
+    registry.task(EMAIL_TASK, send_pending, every=EMAIL_EVERY_SECONDS)
+
+
+def send_pending(host: TaskHost) -> None:
+    settings = host.settings
     if not settings.smtp_url:
         return
-    now = context.clock()
-    with writing(context.engine) as conn:
+    now = host.clock()
+    with writing(host.engine) as conn:
         found = conn.execute(
             select(notifications.c.id, notifications.c.title, notifications.c.body, users.c.email)
             .join(users, users.c.id == notifications.c.user_id)
@@ -67,7 +72,7 @@ def send_pending(context: TaskContext) -> None:
         except (OSError, smtplib.SMTPException):
             failed.append(item.id)
     if failed:
-        with writing(context.engine) as conn:
+        with writing(host.engine) as conn:
             conn.execute(
                 update(notifications).where(notifications.c.id.in_(failed)).values(emailed_at=None)
             )

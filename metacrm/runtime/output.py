@@ -13,6 +13,7 @@ from typing import Any
 
 from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.platform.clock import as_utc
+from metacrm.runtime.catalog import Catalog
 
 HIDDEN_IN_OUTPUT = frozenset({"deleted_at"})
 Converter = Callable[[Any], Any]
@@ -70,27 +71,25 @@ def converter(field: FieldDef) -> Converter:
     return _BY_KIND.get(field.value_kind, _same)
 
 
-def _plan(entity: EntityDef) -> tuple[tuple[str, Converter], ...]:
-    found = entity.__dict__.get("_output_plan")
-    if found is None:
-        found = tuple(
-            (f.name, converter(f)) for f in entity.all_fields if f.name not in HIDDEN_IN_OUTPUT
-        )
-        object.__setattr__(entity, "_output_plan", found)
-    return found
+def output_plan(entity: EntityDef) -> tuple[tuple[str, Converter], ...]:
+    """Each output field with its converter."""
+    return tuple(
+        (f.name, converter(f)) for f in entity.all_fields if f.name not in HIDDEN_IN_OUTPUT
+    )
 
 
 def records_json(
-    entity: EntityDef, rows: Sequence[Any], fields: Sequence[str] | None = None
+    catalog: Catalog, entity: EntityDef, rows: Sequence[Any], fields: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """Rows of one result (all with the same columns) as records, optionally only `fields`."""
     if not rows:
         return []
     position = {name: i for i, name in enumerate(rows[0]._fields)}
     wanted = {"id", *fields} if fields else None
+    plan_of_entity = catalog.memo(("output_plan", entity.name), lambda: output_plan(entity))
     plan = [
         (name, position[name], convert)
-        for name, convert in _plan(entity)
+        for name, convert in plan_of_entity
         if name in position and (wanted is None or name in wanted)
     ]
     return [{name: convert(row[i]) for name, i, convert in plan} for row in rows]

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection
-
 from metacrm.metadata import store
 from metacrm.metadata.approvals import ApprovalProcessDesigner
 from metacrm.metadata.documents import DocumentDesigner
@@ -18,25 +16,36 @@ from metacrm.metadata.entities import EntityDesigner
 from metacrm.metadata.packages import DOCUMENT_KINDS, import_package
 from metacrm.metadata.roles import RoleDesigner
 from metacrm.platform.errors import FieldError, Unprocessable
-from metacrm.runtime.catalog import Catalog, build_catalog
+from metacrm.runtime.catalog import build_catalog
+from metacrm.runtime.context import Records
 from metacrm.runtime.pipelines.design import PipelineDesigner
 from metacrm.runtime.rule_checks import expression_checker
 
-DesignerFactory = Callable[[Connection, str | None, Catalog], DocumentDesigner[Any]]
+# Each designer works on the metadata as imported so far (`records` carries that snapshot).
+DesignerFactory = Callable[[Records], DocumentDesigner[Any]]
 
 _DESIGNERS: dict[str, DesignerFactory] = {
-    "roles": lambda conn, author, catalog: RoleDesigner(
-        conn, author, catalog.entities, expression_checker(catalog)
+    "roles": lambda records: RoleDesigner(
+        records.ctx.conn,
+        records.ctx.user.id,
+        records.ctx.catalog.entities,
+        expression_checker(records.ctx.catalog),
     ),
-    "pipelines": lambda conn, author, catalog: PipelineDesigner(conn, author, catalog),
-    "approval_processes": lambda conn, author, catalog: ApprovalProcessDesigner(
-        conn, author, catalog.entities, catalog.roles.keys(), expression_checker(catalog)
+    "pipelines": PipelineDesigner,
+    "approval_processes": lambda records: ApprovalProcessDesigner(
+        records.ctx.conn,
+        records.ctx.user.id,
+        records.ctx.catalog.entities,
+        records.ctx.catalog.roles.keys(),
+        expression_checker(records.ctx.catalog),
     ),
 }
 
 
-def apply_package(conn: Connection, author: str | None, package: Any) -> list[str]:
-    """Create what is missing and change what differs; returns one line per change."""
+def apply_package(records: Records, package: Any) -> list[str]:
+    """Create what is missing and change what differs, as `records`' user; returns one line
+    per change."""
+    conn, author = records.ctx.conn, records.ctx.user.id
     catalog = build_catalog(conn, -1)
     entities = EntityDesigner(conn, author=author, check_expression=expression_checker(catalog))
     changes = [
@@ -47,7 +56,7 @@ def apply_package(conn: Connection, author: str | None, package: Any) -> list[st
     for key, kind in DOCUMENT_KINDS.items():
         for doc in _documents(package, key):
             # Each document is checked against everything imported before it.
-            designer = _DESIGNERS[key](conn, author, build_catalog(conn, -1))
+            designer = _DESIGNERS[key](records.with_catalog(build_catalog(conn, -1)))
             current = store.get(conn, kind, doc["name"])
             if current is None:
                 designer.create(doc)

@@ -19,7 +19,8 @@ from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.metadata.values import ValueProblem, coerce
 from metacrm.platform.errors import FieldError
 from metacrm.runtime.catalog import Catalog
-from metacrm.runtime.rules.compile_py import Env, compiled, holds
+from metacrm.runtime.rules.check import Checked
+from metacrm.runtime.rules.compile_py import Env, Fn, compiled, holds
 from metacrm.runtime.rules.operators import BOOLEAN
 
 BLANK_VALUES = (None, "", [])
@@ -72,14 +73,21 @@ class WriteContext:
 
         return value_at
 
-    def condition(self, entity: EntityDef, text: str, *, sees_change: bool = False) -> Any:
+    def compiled(
+        self, entity: EntityDef, text: str, *, expect: str | None, sees_change: bool
+    ) -> tuple[Checked, Fn]:
+        """The expression checked and compiled, once per metadata snapshot."""
         return compiled(
             entity,
             text,
-            expect=BOOLEAN,
+            expect=expect,
             allow_change_refs=sees_change,
             resolve_entity=self.catalog.find,
-        )[1]
+            cache=self.catalog.memo(("rules", entity.name), dict),
+        )
+
+    def condition(self, entity: EntityDef, text: str, *, sees_change: bool = False) -> Fn:
+        return self.compiled(entity, text, expect=BOOLEAN, sees_change=sees_change)[1]
 
     def value(
         self,
@@ -92,13 +100,7 @@ class WriteContext:
     ) -> Any:
         """The value of an expression over a record (a stage's or an approval's `set_field`);
         with `sees_change`, `old.` and `changed()` see `old` (nothing on a create)."""
-        fn = compiled(
-            entity,
-            text,
-            expect=None,
-            allow_change_refs=sees_change,
-            resolve_entity=self.catalog.find,
-        )[1]
+        fn = self.compiled(entity, text, expect=None, sees_change=sees_change)[1]
         return fn(self.env(entity, record, old))
 
 
@@ -120,9 +122,7 @@ def apply_default_expressions(
         text = field.doc.get("default_expr")
         if text is None or field.name in sent:
             continue
-        fn = compiled(
-            entity, text, expect=None, allow_change_refs=False, resolve_entity=ctx.catalog.find
-        )[1]
+        fn = ctx.compiled(entity, text, expect=None, sees_change=False)[1]
         try:
             values[field.name] = coerce(field, fn(ctx.env(entity, values, None)))
         except ValueProblem as problem:

@@ -95,9 +95,6 @@ def output_schema(entity: EntityDef) -> dict[str, Any]:
 
 
 def input_validator(entity: EntityDef) -> Draft202012Validator:
-    """Built once per entity snapshot and kept on it (snapshots are immutable)."""
-    found = entity.__dict__.get("_input_validator")
-    if found is None:
-        found = Draft202012Validator(input_schema(entity))
-        object.__setattr__(entity, "_input_validator", found)
-    return found
+    """Checks a record body against the entity's input schema. Keep one per entity snapshot
+    (`catalog.memo`): building it compiles the schema."""
+    return Draft202012Validator(input_schema(entity))

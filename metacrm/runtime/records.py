@@ -1,70 +1,86 @@
 """The record service: the only code that writes records, and the one way to read them.
 
 Every write coerces and validates every field, applies defaults and autonumbers, checks lookups,
-guards the version (optimistic concurrency), and writes the row and its history together.
+guards the version (optimistic concurrency), runs the write hooks registered at start-up
+(approval lock, stage pipelines, auto-submitted approvals), and writes the row, its history and
+its event together, in the context's transaction. Reads AND the caller's permission condition
+into the query and mask what the caller may not see.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, Select, Table, select, update
+from sqlalchemy import ColumnElement, FromClause, Select, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from metacrm.metadata.model import EntityDef
+from metacrm.metadata.storage import violated_unique_field
 from metacrm.metadata.values import ValueProblem, coerce, from_storage, to_json, to_storage
-from metacrm.platform.clock import as_utc, utcnow
+from metacrm.platform.clock import as_utc
 from metacrm.platform.errors import (
     BadRequest,
     Conflict,
     FieldError,
     Forbidden,
+    MetacrmError,
     NotFound,
     PreconditionFailed,
     Unprocessable,
 )
-from metacrm.platform.ids import new_id
+from metacrm.platform.ids import is_valid_id, new_id
 from metacrm.platform.systables import record_history, users
-from metacrm.platform.users import User
-from metacrm.runtime import processes
+from metacrm.runtime import listing
 from metacrm.runtime.autonumber import next_autonumber
 from metacrm.runtime.catalog import Catalog
-from metacrm.runtime.listing import ListQuery, check_names, list_records
+from metacrm.runtime.context import RequestContext
+from metacrm.runtime.events import publish
+from metacrm.runtime.listing import ListQuery, check_names
 from metacrm.runtime.output import records_json
 from metacrm.runtime.permissions import Permissions, Reading
 from metacrm.runtime.record_rules import WriteContext, apply_default_expressions, rule_errors
 from metacrm.runtime.record_schema import input_validator, writable
-from metacrm.runtime.rules import SqlCompiler
+from metacrm.runtime.rules import Scope, SqlCompiler, check, parse
+from metacrm.runtime.rules.operators import BOOLEAN
 
-MAX_ACTION_DEPTH = 8
+# Ids per `IN (…)` list: well under every database's bound-parameter limit.
+ID_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record's update, validated and ready to write."""
+
+    record_id: str
+    version: int
+    current: dict[str, Any]
+    changed: dict[str, Any]
 
 
 @dataclass
+class BulkOutcome:
+    """What a bulk write did: the ids written, and per refused id its errors."""
+
+    written: list[str] = field(default_factory=list)
+    refused: dict[str, list[FieldError]] = field(default_factory=dict)
+
+
 class RecordService:
-    conn: Connection
-    catalog: Catalog
-    user: User
-    secret: str
-    now: datetime = field(default_factory=utcnow)
-    # How many process actions deep this write is (a stage action creating a record that
-    # enters a stage whose action …); bounded so a cycle in metadata can't recurse forever.
-    depth: int = 0
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
 
     def elevated(self) -> RecordService:
-        """The same caller acting for a process (an approval's or a stage's actions): the
-        caller's permissions and the approval lock don't apply; validation, rules, history and
-        events do, and history names the caller."""
-        if self.depth >= MAX_ACTION_DEPTH:
-            raise Unprocessable(
-                f"process actions triggered each other more than {MAX_ACTION_DEPTH} levels "
-                "deep; check the stage and approval actions for a cycle"
-            )
-        admin = replace(self.user, is_admin=True)
-        return RecordService(self.conn, self.catalog, admin, self.secret, self.now, self.depth + 1)
+        """The same caller acting for a process (see RequestContext.elevated)."""
+        return RecordService(self.ctx.elevated())
+
+    def with_catalog(self, catalog: Catalog) -> RecordService:
+        """The same caller over another metadata snapshot: one a metadata change made in this
+        transaction, before it commits."""
+        return RecordService(replace(self.ctx, catalog=catalog))
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -76,7 +92,7 @@ class RecordService:
         fields: Sequence[str] | None = None,
         expand: Sequence[str] = (),
     ) -> dict[str, Any]:
-        entity = self.catalog.entity(entity_name)
+        entity = self.ctx.catalog.entity(entity_name)
         if fields:
             check_names(self.permissions.view(entity, probe=False), fields, "fields")
         row, reading = self.read_row(entity, record_id)
@@ -86,14 +102,51 @@ class RecordService:
         return record
 
     def list(self, entity_name: str, query: ListQuery) -> dict[str, Any]:
-        entity = self.catalog.entity(entity_name)
-        return list_records(self, entity, query)
+        """A page of the records the caller may read: filtered, searched, sorted with an `id`
+        tie-break, cut by a keyset cursor (listing.py has the pieces)."""
+        ctx = self.ctx
+        entity = ctx.catalog.entity(entity_name)
+        table = ctx.catalog.table(entity.name)
+        # Names are checked against the entity as the caller may see it: a field withheld from
+        # them is unknown, exactly like a field that doesn't exist.
+        probe = self.permissions.view(entity, probe=True)
+        keys = listing.sort_keys(probe, query.sort)
+        if query.fields:
+            check_names(self.permissions.view(entity, probe=False), query.fields, "fields")
+        compiler = self.compiler(entity)
+        if query.filter:
+            scope = Scope(probe, self.permissions.find_view)
+            compiler.compile(check(parse(query.filter), scope, BOOLEAN))
+        columns = {k.field: compiler.column_for((k.field,)) for k in keys}
+        stmt, reading = self.readable(entity, compiler)
+        if query.q:
+            stmt = stmt.where(listing.search(probe, table, query.q))
+        total = None
+        if query.count:
+            total = ctx.conn.execute(listing.counting(stmt)).scalar_one()
+        if query.cursor:
+            values = listing.cursor_values(ctx.host.secret, query.cursor, entity, keys)
+            stmt = stmt.where(listing.after(columns, keys, values))
+        postgres = ctx.conn.dialect.name == "postgresql"
+        stmt = stmt.order_by(*listing.ordering(columns, keys, postgres))
+        rows = ctx.conn.execute(stmt.limit(query.limit + 1)).all()
+        page = rows[: query.limit]
+        data = self.output(entity, reading, page, query.fields)
+        if query.expand:
+            self.expand(entity, data, query.expand)
+        next_cursor = None
+        if len(rows) > query.limit and page:
+            next_cursor = listing.next_cursor(ctx.host.secret, entity, keys, page[-1])
+        result: dict[str, Any] = {"data": data, "next_cursor": next_cursor}
+        if total is not None:
+            result["count"] = total
+        return result
 
     def history(self, entity_name: str, record_id: str) -> list[dict[str, Any]]:
-        entity = self.catalog.entity(entity_name)
+        entity = self.ctx.catalog.entity(entity_name)
         row, reading = self.read_row(entity, record_id, include_deleted=True)
         policy = reading.policy(row)
-        rows = self.conn.execute(
+        rows = self.ctx.conn.execute(
             select(record_history)
             .where(record_history.c.entity == entity.name, record_history.c.record_id == record_id)
             .order_by(record_history.c.id.desc())
@@ -120,7 +173,7 @@ class RecordService:
         fields: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Rows as JSON records, each showing its fields as the caller's permissions allow."""
-        records = records_json(entity, rows, fields)
+        records = records_json(self.ctx.catalog, entity, rows, fields)
         if reading.unrestricted:
             return records
         if not reading.grant_columns:
@@ -139,14 +192,14 @@ class RecordService:
                 raise BadRequest(
                     f"can't expand {name!r}: it is not a lookup field of {entity.name}"
                 )
-            target = self.catalog.entity(f.target or "")
-            table = self.catalog.table(target.name)
+            target = self.ctx.catalog.entity(f.target or "")
+            table = self.ctx.catalog.table(target.name)
             ids = {r[name] for r in records if isinstance(r.get(name), str)}
             found: dict[str, dict[str, Any]] = {}
             if ids and self.permissions.may(target, "read"):
                 compiler = self.compiler(target)
                 stmt, reading = self.readable(target, compiler)
-                rows = self.conn.execute(stmt.where(table.c.id.in_(ids))).all()
+                rows = self.ctx.conn.execute(stmt.where(table.c.id.in_(ids))).all()
                 found = {r["id"]: r for r in self.output(target, reading, rows)}
             for record in records:
                 value = record.get(name)
@@ -154,14 +207,12 @@ class RecordService:
                     record[name] = found.get(value, {"id": value})
 
     def write_context(self) -> WriteContext:
-        return WriteContext(self.conn, self.catalog, self.user_values(), self.now)
-
-    def user_values(self) -> dict[str, Any]:
-        return {"id": self.user.id, "role": self.user.role, "org_unit": self.user.org_unit}
+        return self.ctx.rules()
 
     @cached_property
     def permissions(self) -> Permissions:
-        return Permissions(self.conn, self.catalog, self.user, self._plain_compiler)
+        ctx = self.ctx
+        return Permissions(ctx.conn, ctx.catalog, ctx.user, self._plain_compiler)
 
     def compiler(self, entity: EntityDef) -> SqlCompiler:
         """Compiles the caller's filters and sorts (and formulas) over the entity's table; a
@@ -169,14 +220,15 @@ class RecordService:
         return self._plain_compiler(entity, guarded=True)
 
     def _plain_compiler(self, entity: EntityDef, *, guarded: bool = False) -> SqlCompiler:
+        ctx = self.ctx
         return SqlCompiler(
             entity,
-            self.catalog.table(entity.name),
-            self.catalog.table,
-            self.user_values(),
-            self.now,
-            resolve_entity=self.catalog.find,
-            join_guard=self._readable_ids if guarded and not self.user.is_admin else None,
+            ctx.catalog.table(entity.name),
+            ctx.catalog.table,
+            ctx.user_values(),
+            ctx.now,
+            resolve_entity=ctx.catalog.find,
+            join_guard=self._readable_ids if guarded and not ctx.user.is_admin else None,
         )
 
     def _readable_ids(self, target: EntityDef, alias: FromClause) -> ColumnElement[bool] | None:
@@ -196,7 +248,7 @@ class RecordService:
             for f in entity.fields
             if f.type == "formula"
         ]
-        return select(self.catalog.table(entity.name), *formulas, *extra)
+        return select(self.ctx.catalog.table(entity.name), *formulas, *extra)
 
     def readable(
         self, entity: EntityDef, compiler: SqlCompiler, *, include_deleted: bool = False
@@ -209,18 +261,18 @@ class RecordService:
         if reading.condition is not None:
             stmt = stmt.where(reading.condition)
         if not include_deleted:
-            stmt = stmt.where(self.catalog.table(entity.name).c.deleted_at.is_(None))
+            stmt = stmt.where(self.ctx.catalog.table(entity.name).c.deleted_at.is_(None))
         return compiler.apply(stmt), reading
 
     def read_row(
         self, entity: EntityDef, record_id: str, *, include_deleted: bool = False
     ) -> tuple[Any, Reading]:
         """One record the caller may read; any other is not found, whether it exists or not."""
-        table = self.catalog.table(entity.name)
+        table = self.ctx.catalog.table(entity.name)
         stmt, reading = self.readable(
             entity, self.compiler(entity), include_deleted=include_deleted
         )
-        row = self.conn.execute(stmt.where(table.c.id == record_id)).first()
+        row = self.ctx.conn.execute(stmt.where(table.c.id == record_id)).first()
         if row is None:
             raise NotFound(f"no {entity.name} with id {record_id!r}")
         return row, reading
@@ -228,93 +280,219 @@ class RecordService:
     def _row(self, entity: EntityDef, record_id: str, *, include_deleted: bool = False) -> Any:
         return self.read_row(entity, record_id, include_deleted=include_deleted)[0]
 
-    def _allows(self, entity: EntityDef, action: str, record_id: str) -> bool:
-        """Whether the action's permission condition selects the record as it is now."""
+    def _allowed(self, entity: EntityDef, action: str, ids: Iterable[str]) -> set[str]:
+        """Which of the records the action's permission condition selects as they are now."""
+        wanted = list(dict.fromkeys(ids))
         compiler = self._plain_compiler(entity)
         condition = self.permissions.condition(entity, action, compiler)
         if condition is None:
-            return True
+            return set(wanted)
         table = compiler.table
-        stmt = compiler.apply(select(table.c.id).where(table.c.id == record_id, condition))
-        return self.conn.execute(stmt).first() is not None
+        allowed: set[str] = set()
+        for start in range(0, len(wanted), ID_CHUNK):
+            chunk = wanted[start : start + ID_CHUNK]
+            stmt = compiler.apply(select(table.c.id).where(table.c.id.in_(chunk), condition))
+            allowed.update(self.ctx.conn.execute(stmt).scalars())
+        return allowed
 
     def require_on(self, entity: EntityDef, action: str, record_id: str, what: str) -> None:
-        if not self._allows(entity, action, record_id):
+        if record_id not in self._allowed(entity, action, [record_id]):
             raise Forbidden(f"you may not {what} this {entity.name}")
 
     # ---- writing -------------------------------------------------------------------------
 
     def create(self, entity_name: str, data: Any) -> dict[str, Any]:
-        entity = self.catalog.entity(entity_name)
+        ctx = self.ctx
+        entity = ctx.catalog.entity(entity_name)
         self.permissions.require(entity, "create")
-        table = self.catalog.table(entity.name)
+        table = ctx.catalog.table(entity.name)
         record_id = new_id()
         system = {
             "id": record_id,
-            "owner": self.user.id,
-            "created_at": self.now,
-            "created_by": self.user.id,
-            "updated_at": self.now,
-            "updated_by": self.user.id,
+            "owner": ctx.user.id,
+            "created_at": ctx.now,
+            "created_by": ctx.user.id,
+            "updated_at": ctx.now,
+            "updated_by": ctx.user.id,
             "version": 1,
         }
         values = self._validated(entity, data, existing=None, base=system, action="create")
         for f in entity.fields:
             if f.type == "autonumber":
-                values[f.name] = next_autonumber(self.conn, entity.name, f, self.now)
-        system["owner"] = values.pop("owner", None) or self.user.id
-        values.update(processes.before_write(self, entity, None, {**system, **values}))
+                values[f.name] = next_autonumber(ctx.conn, entity.name, f, ctx.now)
+        system["owner"] = values.pop("owner", None) or ctx.user.id
+        for hook in self._hooks:
+            values.update(hook.before_write(self, entity, None, {**system, **values}))
         row = {**system, **{k: to_storage(entity.field_map[k], v) for k, v in values.items()}}
-        self._write(entity, lambda: self.conn.execute(table.insert().values(row)))
+        self._write(entity, lambda: ctx.conn.execute(table.insert().values(row)))
         # The scope is checked on the record as written (its owner, its values): one SQL
         # condition decides, the same that filters reads.
         self.require_on(entity, "create", record_id, "create")
         changes = {k: [None, to_json(v)] for k, v in values.items() if v is not None}
         changes["owner"] = [None, system["owner"]]
         self.record_history(entity, record_id, 1, "create", changes)
-        processes.after_write(
-            self, entity, record_id, "create", None, {**system, **values}, changes
-        )
+        self.publish_record_event(entity, record_id, "create", changes)
+        after = {**system, **values}
+        for hook in self._hooks:
+            hook.after_write(self, entity, record_id, "create", None, after)
         return self._written(entity, record_id, 1)
 
     def update(
         self, entity_name: str, record_id: str, data: Any, *, if_match: int | None = None
     ) -> dict[str, Any]:
-        entity = self.catalog.entity(entity_name)
-        table = self.catalog.table(entity.name)
+        entity = self.ctx.catalog.entity(entity_name)
         row = self._row(entity, record_id)
         self.permissions.require(entity, "update")
         self.require_on(entity, "update", record_id, "change")
         self._check_version(entity, row, if_match)
-        processes.before_change(self, entity, record_id)
+        change = self._change(entity, row, data)
+        if not change.changed:
+            return self.get(entity.name, record_id)
+        self._apply(entity, [change])
+        return self._written(entity, record_id, change.version + 1)
+
+    def update_many(
+        self,
+        entity_name: str,
+        changes: Mapping[str, Any],
+        *,
+        all_or_none: bool = True,
+        include_deleted: bool = False,
+    ) -> BulkOutcome:
+        """Update many records at once: `changes` maps each record id to its data, checked
+        exactly as `update` checks one (permissions, the approval lock, validation and rules,
+        stage gates). Records that take the same change are written by one statement; history,
+        events and the after-write hooks follow for each record.
+
+        With `all_or_none`, one refused record refuses them all (422 listing each record's
+        errors as `<id>/<field>`) and nothing is written; otherwise the others are written and
+        the outcome lists the refused ones. `include_deleted` reaches records in the recycle bin
+        too (an admin's migration of every stored value)."""
+        entity = self.ctx.catalog.entity(entity_name)
+        self.permissions.require(entity, "update")
+        outcome = BulkOutcome()
+        rows = self._rows_for_update(entity, list(changes), include_deleted)
+        allowed = self._allowed(entity, "update", rows)
+        prepared: list[Change] = []
+        for record_id, data in changes.items():
+            row = rows.get(record_id)
+            if row is None:
+                error = FieldError("", "not_found", f"no {entity.name} with id {record_id!r}")
+                outcome.refused[record_id] = [error]
+                continue
+            if record_id not in allowed:
+                message = f"you may not change this {entity.name}"
+                outcome.refused[record_id] = [FieldError("", "forbidden", message)]
+                continue
+            try:
+                change = self._change(entity, row, data)
+            except MetacrmError as error:
+                outcome.refused[record_id] = error.errors or [
+                    FieldError("", error.title.lower().replace(" ", "_"), error.detail)
+                ]
+                continue
+            if change.changed:
+                prepared.append(change)
+            outcome.written.append(record_id)
+        if outcome.refused and all_or_none:
+            raise Unprocessable(
+                f"{len(outcome.refused)} {entity.name} record(s) can't take the change",
+                errors=[
+                    FieldError(f"{record_id}/{e.field}".rstrip("/"), e.code, e.message)
+                    for record_id, errors in outcome.refused.items()
+                    for e in errors
+                ],
+            )
+        if prepared:
+            self._apply(entity, prepared)
+        return outcome
+
+    def _rows_for_update(
+        self, entity: EntityDef, ids: Sequence[str], include_deleted: bool
+    ) -> dict[str, Any]:
+        """The records among `ids` the caller may read, locked until the transaction ends."""
+        table = self.ctx.catalog.table(entity.name)
+        stmt, _ = self.readable(entity, self.compiler(entity), include_deleted=include_deleted)
+        found: dict[str, Any] = {}
+        wanted = [i for i in dict.fromkeys(ids) if is_valid_id(i)]
+        for start in range(0, len(wanted), ID_CHUNK):
+            chunk = wanted[start : start + ID_CHUNK]
+            locked = stmt.where(table.c.id.in_(chunk)).with_for_update(of=table)
+            found.update((row.id, row) for row in self.ctx.conn.execute(locked))
+        return found
+
+    def _change(self, entity: EntityDef, row: Any, data: Any) -> Change:
+        """Validate an update of one stored record (raising with every error at once)."""
+        for hook in self._hooks:
+            hook.before_change(self, entity, row.id)
         current = {f.name: from_storage(f, row._mapping[f.name]) for f in entity.stored_columns}
         values = self._validated(entity, data, existing=current, base=current, action="update")
-        values.update(processes.before_write(self, entity, current, {**current, **values}))
+        for hook in self._hooks:
+            values.update(hook.before_write(self, entity, current, {**current, **values}))
         changed = {k: v for k, v in values.items() if current.get(k) != v}
-        if not changed:
-            return self.get(entity.name, record_id)
-        transfer = "owner" in changed
-        if transfer:
+        return Change(row.id, row.version, current, changed)
+
+    def _apply(self, entity: EntityDef, changes: Sequence[Change]) -> None:
+        """Write validated updates: records taking the same values share one statement."""
+        ctx = self.ctx
+        table = ctx.catalog.table(entity.name)
+        transfers = [c.record_id for c in changes if "owner" in c.changed]
+        if transfers:
             self.permissions.require(entity, "transfer")
-            self.require_on(entity, "transfer", record_id, "transfer")
-        version = row.version + 1
-        stored = {k: to_storage(entity.field_map[k], v) for k, v in changed.items()}
-        stored.update(version=version, updated_at=self.now, updated_by=self.user.id)
-        stmt = (
-            update(table)
-            .where(table.c.id == record_id, table.c.version == row.version)
-            .values(stored)
-        )
-        if self._write(entity, lambda: self.conn.execute(stmt)).rowcount != 1:
-            raise PreconditionFailed(f"{entity.name} {record_id} was changed by someone else")
-        if not transfer and not self._allows(entity, "update", record_id):
+            if set(transfers) - self._allowed(entity, "transfer", transfers):
+                raise Forbidden(f"you may not transfer this {entity.name}")
+        stamp = {"updated_at": ctx.now, "updated_by": ctx.user.id}
+        if len(changes) == 1:
+            # One record: the version in the WHERE clause guards against a concurrent change.
+            change = changes[0]
+            stored = self._stored(entity, change.changed)
+            stmt = (
+                update(table)
+                .where(table.c.id == change.record_id, table.c.version == change.version)
+                .values({**stored, "version": change.version + 1, **stamp})
+            )
+            if self._write(entity, lambda: ctx.conn.execute(stmt)).rowcount != 1:
+                name = f"{entity.name} {change.record_id}"
+                raise PreconditionFailed(f"{name} was changed by someone else")
+        else:
+            # Many: their rows are locked (_rows_for_update), so the versions read still hold.
+            for group in _same_changes(entity, changes).values():
+                ids = [c.record_id for c in group]
+                stored = self._stored(entity, group[0].changed)
+                stmt = (
+                    update(table)
+                    .where(table.c.id.in_(ids))
+                    .values({**stored, "version": table.c.version + 1, **stamp})
+                )
+                if self._write(entity, lambda stmt=stmt: ctx.conn.execute(stmt)).rowcount != len(
+                    ids
+                ):
+                    raise PreconditionFailed(f"some {entity.name} records changed meanwhile")
+        kept = [c.record_id for c in changes if "owner" not in c.changed]
+        if kept and set(kept) - self._allowed(entity, "update", kept):
             raise Forbidden(f"the change would take this {entity.name} out of what you may change")
-        changes = {k: [to_json(current.get(k)), to_json(v)] for k, v in changed.items()}
-        self.record_history(entity, record_id, version, "update", changes)
-        after = {**current, **changed}
-        after.update(version=version, updated_at=self.now, updated_by=self.user.id)
-        processes.after_write(self, entity, record_id, "update", current, after, changes)
-        return self._written(entity, record_id, version)
+        history = []
+        for change in changes:
+            history.append(
+                (
+                    change.record_id,
+                    change.version + 1,
+                    {
+                        k: [to_json(change.current.get(k)), to_json(v)]
+                        for k, v in change.changed.items()
+                    },
+                )
+            )
+        self._record_histories(entity, "update", history)
+        for change, (_, version, diff) in zip(changes, history, strict=True):
+            self.publish_record_event(entity, change.record_id, "update", diff)
+            after = {**change.current, **change.changed, "version": version, **stamp}
+            for hook in self._hooks:
+                hook.after_write(self, entity, change.record_id, "update", change.current, after)
+
+    @staticmethod
+    def _stored(entity: EntityDef, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: to_storage(entity.field_map[k], v) for k, v in values.items()}
 
     def _written(self, entity: EntityDef, record_id: str, version: int) -> dict[str, Any]:
         """The record after a write, as the caller may now read it; a writer who may not read
@@ -327,39 +505,42 @@ class RecordService:
             return {"id": record_id, "version": version}
 
     def delete(self, entity_name: str, record_id: str, *, if_match: int | None = None) -> None:
-        entity = self.catalog.entity(entity_name)
+        entity = self.ctx.catalog.entity(entity_name)
         row = self._row(entity, record_id)
         self.permissions.require(entity, "delete")
         self.require_on(entity, "delete", record_id, "delete")
         self._check_version(entity, row, if_match)
-        processes.before_change(self, entity, record_id)
-        self._set_deleted(entity, row, self.now, "delete")
+        for hook in self._hooks:
+            hook.before_change(self, entity, record_id)
+        self._set_deleted(entity, row, self.ctx.now, "delete")
 
     def restore(self, entity_name: str, record_id: str) -> dict[str, Any]:
-        entity = self.catalog.entity(entity_name)
+        entity = self.ctx.catalog.entity(entity_name)
         row = self._row(entity, record_id, include_deleted=True)
         self.permissions.require(entity, "delete")
         self.require_on(entity, "delete", record_id, "restore")
         if row.deleted_at is None:
             raise Conflict(f"{entity.name} {record_id} is not deleted")
-        processes.before_change(self, entity, record_id)
+        for hook in self._hooks:
+            hook.before_change(self, entity, record_id)
         self._set_deleted(entity, row, None, "restore")
         return self.get(entity.name, record_id)
 
     def _set_deleted(self, entity: EntityDef, row: Any, when: datetime | None, action: str) -> None:
-        table = self.catalog.table(entity.name)
+        ctx = self.ctx
+        table = ctx.catalog.table(entity.name)
         version = row.version + 1
         stmt = (
             update(table)
             .where(table.c.id == row.id, table.c.version == row.version)
-            .values(deleted_at=when, version=version, updated_at=self.now, updated_by=self.user.id)
+            .values(deleted_at=when, version=version, updated_at=ctx.now, updated_by=ctx.user.id)
         )
-        if self._write(entity, lambda: self.conn.execute(stmt)).rowcount != 1:
+        if self._write(entity, lambda: ctx.conn.execute(stmt)).rowcount != 1:
             raise PreconditionFailed(f"{entity.name} {row.id} was changed by someone else")
         old = to_json(as_utc(row.deleted_at)) if row.deleted_at else None
         changes = {"deleted_at": [old, to_json(when)]}
         self.record_history(entity, row.id, version, action, changes)
-        processes.publish_record_event(self, entity, row.id, action, changes)
+        self.publish_record_event(entity, row.id, action, changes)
 
     def _check_version(self, entity: EntityDef, row: Any, if_match: int | None) -> None:
         if if_match is not None and if_match != row.version:
@@ -368,33 +549,68 @@ class RecordService:
                 extra={"current_version": row.version},
             )
 
+    @property
+    def _hooks(self) -> Sequence[Any]:
+        return self.ctx.host.registry.write_hooks
+
     def _write(self, entity: EntityDef, statement: Any) -> Any:
         """Run a write; a unique index that refuses it becomes a 409 naming the field."""
         try:
             return statement()
         except IntegrityError as exc:
-            message = str(exc.orig)
-            names = [f.name for f in entity.fields if f.unique and f.name in message]
-            field_name = names[0] if names else ""
+            field = violated_unique_field(entity, exc)
             raise Conflict(
-                f"another {entity.name} already has this {field_name or 'value'}",
-                errors=[FieldError(field_name, "unique", "must be unique")] if names else None,
+                f"another {entity.name} already has this {field.name if field else 'value'}",
+                errors=[FieldError(field.name, "unique", "must be unique")] if field else None,
             ) from None
 
     def record_history(
         self, entity: EntityDef, record_id: str, version: int, action: str, changes: dict[str, Any]
     ) -> None:
-        self.conn.execute(
+        self._record_histories(entity, action, [(record_id, version, changes)])
+
+    def _record_histories(
+        self, entity: EntityDef, action: str, entries: Sequence[tuple[str, int, dict[str, Any]]]
+    ) -> None:
+        """History rows (record id, version, changes) for one action, in one statement."""
+        ctx = self.ctx
+        ctx.conn.execute(
             record_history.insert(),
-            {
-                "entity": entity.name,
-                "record_id": record_id,
-                "version": version,
-                "action": action,
-                "changed_at": self.now,
-                "changed_by": self.user.id,
-                "changes": changes,
-            },
+            [
+                {
+                    "entity": entity.name,
+                    "record_id": record_id,
+                    "version": version,
+                    "action": action,
+                    "changed_at": ctx.now,
+                    "changed_by": ctx.user.id,
+                    "changes": changes,
+                }
+                for record_id, version, changes in entries
+            ],
+        )
+
+    def publish_record_event(
+        self, entity: EntityDef, record_id: str, action: str, changes: dict[str, Any]
+    ) -> None:
+        """`record.created`, `record.updated`, `record.deleted` or `record.restored`, carrying
+        the record as stored now and what changed (old → new). The record is read back: the
+        database has the last word on its values (a decimal's scale, say)."""
+        ctx = self.ctx
+        table = ctx.catalog.table(entity.name)
+        # Built once per table and snapshot: every write runs it.
+        by_id = ctx.catalog.memo(
+            ("select_by_id", entity.name),
+            lambda: table.select().where(table.c.id == bindparam("record_id")),
+        )
+        row = ctx.conn.execute(by_id, {"record_id": record_id}).one()
+        record = records_json(ctx.catalog, entity, [row])[0]
+        publish(
+            ctx,
+            f"record.{action}d" if action.endswith("e") else f"record.{action}ed",
+            entity=entity.name,
+            record_id=record_id,
+            payload={"entity": entity.name, "id": record_id, "record": record, "changes": changes},
         )
 
     # ---- validation ----------------------------------------------------------------------
@@ -414,7 +630,10 @@ class RecordService:
                 "the record must be a JSON object", errors=[FieldError("", "type", "not an object")]
             )
         errors, data = self._field_permission_errors(entity, data, action)
-        for err in input_validator(entity).iter_errors(data):
+        validator = self.ctx.catalog.memo(
+            ("input_validator", entity.name), lambda: input_validator(entity)
+        )
+        for err in validator.iter_errors(data):
             errors.extend(_schema_error(entity, err))
         reported = {e.field for e in errors}
         values: dict[str, Any] = {}
@@ -426,7 +645,7 @@ class RecordService:
                 values[name] = coerce(f, raw) if name != "owner" else _owner(raw)
             except ValueProblem as problem:
                 errors.append(FieldError(name, problem.code, problem.message))
-        context = self.write_context()
+        context = self.ctx.rules()
         if existing is None:
             for f in entity.fields:
                 if f.name not in data and f.has_default and writable(f):
@@ -449,7 +668,7 @@ class RecordService:
     ) -> tuple[list[FieldError], dict[str, Any]]:
         """A field the caller can't see is as unknown as a missing one (422); one they see but
         may not write is refused outright (403). Returns the errors and the data left."""
-        if self.user.is_admin:
+        if self.ctx.user.is_admin:
             return [], data
         shown = self.permissions.view(entity, probe=False).field_map
         # A field is known to a writer who sees it or may write it (a create-only role).
@@ -477,13 +696,13 @@ class RecordService:
                 continue
             f = entity.field_map[name]
             if f.type == "lookup":
-                table: Table = self.catalog.table(f.target or "")
+                table: Table = self.ctx.catalog.table(f.target or "")
                 exists = select(table.c.id).where(table.c.id == value, table.c.deleted_at.is_(None))
-                if self.conn.execute(exists).first() is None:
+                if self.ctx.conn.execute(exists).first() is None:
                     errors.append(FieldError(name, "not_found", f"no {f.target} with id {value!r}"))
             elif f.type == "user" or name == "owner":
                 found = select(users.c.id).where(users.c.id == value, users.c.is_active.is_(True))
-                if self.conn.execute(found).first() is None:
+                if self.ctx.conn.execute(found).first() is None:
                     errors.append(
                         FieldError(name, "not_found", f"no active user with id {value!r}")
                     )
@@ -491,7 +710,7 @@ class RecordService:
 
 
 def _owner(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw or len(raw) > 26 or "\x00" in raw:
+    if not is_valid_id(raw):
         raise ValueProblem("type", "must be a user id")
     return raw
 
@@ -526,3 +745,15 @@ def _dedupe(errors: list[FieldError]) -> list[FieldError]:
             seen.add((e.field, e.code))
             out.append(e)
     return out
+
+
+def _same_changes(
+    entity: EntityDef, changes: Sequence[Change]
+) -> dict[tuple[Any, ...], list[Change]]:
+    """Updates grouped by the values they store, so each group is one statement."""
+    groups: dict[tuple[Any, ...], list[Change]] = {}
+    for change in changes:
+        stored = RecordService._stored(entity, change.changed)
+        key = tuple(sorted((k, repr(v)) for k, v in stored.items()))
+        groups.setdefault(key, []).append(change)
+    return groups

@@ -16,7 +16,7 @@ from metacrm.runtime.rules.operators import BOOLEAN
 
 
 def test_rule(service: RecordService, entity_name: str, body: Any) -> dict[str, Any]:
-    entity = service.catalog.entity(entity_name)
+    entity = service.ctx.catalog.entity(entity_name)
     if not isinstance(body, dict) or not isinstance(body.get("expression"), str):
         raise Unprocessable(
             "send {expression, record?, old?}",
@@ -28,14 +28,14 @@ def test_rule(service: RecordService, entity_name: str, body: Any) -> dict[str, 
         body["expression"],
         expect=None,
         allow_change_refs=old_in is not None,
-        resolve_entity=service.catalog.find,
+        resolve_entity=service.ctx.catalog.find,
     )
     result: dict[str, Any] = {"type": checked.vtype}
     compiler = service.compiler(entity)
-    table = service.catalog.table(entity.name)
+    table = service.ctx.catalog.table(entity.name)
     try:
         expression = compiler.value(checked)
-        result["sql"] = str(expression.compile(dialect=service.conn.dialect))
+        result["sql"] = str(expression.compile(dialect=service.ctx.conn.dialect))
     except RuleError as error:
         result["sql"] = None
         result["sql_error"] = error.detail
@@ -43,12 +43,12 @@ def test_rule(service: RecordService, entity_name: str, body: Any) -> dict[str, 
     if record_in is not None:
         record = _values(service, entity, record_in, "record")
         old = _values(service, entity, old_in, "old") if old_in is not None else None
-        context = service.write_context()
+        context = service.ctx.rules()
         result["value"] = to_json(fn(context.env(entity, record, old)))
     elif expression is not None and checked.vtype == BOOLEAN:
         stmt = compiler.apply(select(func.count()).select_from(table))
         stmt = stmt.where(table.c.deleted_at.is_(None), expression)
-        result["count"] = service.conn.execute(stmt).scalar_one()
+        result["count"] = service.ctx.conn.execute(stmt).scalar_one()
     return result
 
 
@@ -59,9 +59,9 @@ def _values(service: RecordService, entity: Any, raw: Any, where: str) -> dict[s
             errors=[FieldError(where, "type", "must be an object")],
         )
     values: dict[str, Any] = {
-        "owner": service.user.id,
-        "created_at": service.now,
-        "updated_at": service.now,
+        "owner": service.ctx.user.id,
+        "created_at": service.ctx.now,
+        "updated_at": service.ctx.now,
     }
     errors = []
     for name, value in raw.items():

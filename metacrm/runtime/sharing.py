@@ -22,9 +22,9 @@ ACCESS = ("read", "edit")
 
 
 def list_shares(service: RecordService, entity_name: str, record_id: str) -> list[dict[str, Any]]:
-    entity = service.catalog.entity(entity_name)
+    entity = service.ctx.catalog.entity(entity_name)
     service.get(entity.name, record_id, fields=("id",))
-    rows = service.conn.execute(
+    rows = service.ctx.conn.execute(
         select(record_shares)
         .where(record_shares.c.entity == entity.name, record_shares.c.record_id == record_id)
         .order_by(record_shares.c.created_at, record_shares.c.id)
@@ -36,7 +36,7 @@ def add_share(
     service: RecordService, entity_name: str, record_id: str, body: Any
 ) -> dict[str, Any]:
     """Share the record; sharing again with the same principal changes the access."""
-    entity = service.catalog.entity(entity_name)
+    entity = service.ctx.catalog.entity(entity_name)
     row = _shareable(service, entity_name, record_id)
     kind, principal, access = _parse(service, body)
     table = record_shares
@@ -46,9 +46,9 @@ def add_share(
         table.c.principal_type == kind,
         table.c.principal == principal,
     )
-    existing = service.conn.execute(select(table).where(*same)).first()
+    existing = service.ctx.conn.execute(select(table).where(*same)).first()
     if existing is None:
-        service.conn.execute(
+        service.ctx.conn.execute(
             table.insert().values(
                 id=new_id(),
                 entity=entity.name,
@@ -56,37 +56,37 @@ def add_share(
                 principal_type=kind,
                 principal=principal,
                 access=access,
-                created_at=service.now,
-                created_by=service.user.id,
+                created_at=service.ctx.now,
+                created_by=service.ctx.user.id,
             )
         )
     else:
-        service.conn.execute(update(table).where(*same).values(access=access))
+        service.ctx.conn.execute(update(table).where(*same).values(access=access))
     old = f"{existing.access}" if existing is not None else None
     _audit(service, entity, row, "share", f"{kind}:{principal}", old, access)
-    found = service.conn.execute(select(table).where(*same)).one()
+    found = service.ctx.conn.execute(select(table).where(*same)).one()
     return _share_json(found)
 
 
 def remove_share(service: RecordService, entity_name: str, record_id: str, share_id: str) -> None:
-    entity = service.catalog.entity(entity_name)
+    entity = service.ctx.catalog.entity(entity_name)
     row = _shareable(service, entity_name, record_id)
     mine = (
         record_shares.c.id == share_id,
         record_shares.c.entity == entity.name,
         record_shares.c.record_id == record_id,
     )
-    found = service.conn.execute(select(record_shares).where(*mine)).first()
+    found = service.ctx.conn.execute(select(record_shares).where(*mine)).first()
     if found is None:
         raise NotFound(f"no share {share_id!r} on this {entity.name}")
-    service.conn.execute(delete(record_shares).where(*mine))
+    service.ctx.conn.execute(delete(record_shares).where(*mine))
     who = f"{found.principal_type}:{found.principal}"
     _audit(service, entity, row, "unshare", who, found.access, None)
 
 
 def _shareable(service: RecordService, entity_name: str, record_id: str) -> Any:
     """The record, when the caller may read it (else 404) and share it (else 403)."""
-    entity = service.catalog.entity(entity_name)
+    entity = service.ctx.catalog.entity(entity_name)
     row, _ = service.read_row(entity, record_id)
     service.permissions.require(entity, "share")
     service.require_on(entity, "share", record_id, "share")
@@ -115,11 +115,11 @@ def _parse(service: RecordService, body: Any) -> tuple[str, str, str]:
 
 def _principal_exists(service: RecordService, kind: str, principal: str) -> bool:
     if kind == "role":
-        return principal in service.catalog.roles
+        return principal in service.ctx.catalog.roles
     if kind == "org_unit":
-        return unit_exists(service.conn, principal)
+        return unit_exists(service.ctx.conn, principal)
     active = select(users.c.id).where(users.c.id == principal, users.c.is_active.is_(True))
-    return service.conn.execute(active).first() is not None
+    return service.ctx.conn.execute(active).first() is not None
 
 
 def _audit(

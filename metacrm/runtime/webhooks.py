@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -32,20 +33,18 @@ from metacrm.platform.clock import iso_utc, utcnow
 from metacrm.platform.db import after_commit, reading, writing
 from metacrm.platform.errors import MetacrmError
 from metacrm.platform.ids import new_id
+from metacrm.platform.registry import RetryPolicy
 from metacrm.platform.systables import events, webhook_deliveries, webhooks
-from metacrm.platform.tasks import RetryLater, TaskContext, backoff, queue_for, task
+from metacrm.platform.tasks import RetryLater, TaskHost
 from metacrm.runtime.catalog import Catalog
+from metacrm.runtime.context import RequestContext
+from metacrm.runtime.registry import RuntimeRegistry
 from metacrm.runtime.rules import compile_filter
 
 DELIVER_TASK = "webhooks.deliver"
 log = logging.getLogger("metacrm.webhooks")
-MAX_ATTEMPTS = 8
-# The first retry waits this long; each next one twice as long (5 s … ~10 min).
-RETRY_BASE_SECONDS = 5.0
 TIMEOUT_SECONDS = 10.0
 RESPONSE_EXCERPT = 500
-_clients: dict[int, httpx.Client] = {}
-_clients_lock = threading.Lock()
 # Conditions run for no user: `user.…` has no value in them.
 NO_USER = {"id": None, "role": None, "org_unit": None}
 EVENT_TYPES = (
@@ -156,24 +155,21 @@ def create_deliveries(
     return created
 
 
-def enqueue_deliveries(conn: Connection, delivery_ids: Sequence[str]) -> None:
+def enqueue_deliveries(ctx: RequestContext, delivery_ids: Sequence[str]) -> None:
     """Hand the deliveries to the task queue once this transaction commits."""
     if not delivery_ids:
         return
-    engine = conn.engine
+    host = ctx.host
 
     def send() -> None:
-        queue = queue_for(engine)
-        if queue is None:
-            return
         try:
             for delivery_id in delivery_ids:
-                queue.enqueue(DELIVER_TASK, delivery_id)
+                host.queue.enqueue(DELIVER_TASK, delivery_id)
         except Exception:
             # Committed already; the sweep re-enqueues pending deliveries whose message is lost.
             log.exception("could not enqueue deliveries %s; the sweep will", list(delivery_ids))
 
-    after_commit(conn, send)
+    after_commit(ctx.conn, send)
 
 
 def delivery_body(delivery_id: str, event: Any) -> bytes:
@@ -191,45 +187,95 @@ def delivery_body(delivery_id: str, event: Any) -> bytes:
     ).encode()
 
 
-@task(DELIVER_TASK)
-def deliver(context: TaskContext, delivery_id: str) -> None:
-    """Post one delivery. Idempotent: a delivery no longer pending is left alone."""
-    loaded = _load(context.engine, delivery_id)
-    if loaded is None:
-        return
-    delivery, hook, event = loaded
-    body = delivery_body(delivery_id, event)
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "metacrm-webhooks",
-        "X-Metacrm-Event": event.type,
-        "X-Metacrm-Delivery": delivery_id,
-        "X-Metacrm-Signature": sign(hook.secret, int(time.time()), body),
-    }
-    code: int | None = None
-    error: str | None = None
-    try:
-        response = _client().post(hook.url, content=body, headers=headers)
-        code = response.status_code
-        if not 200 <= code < 300:
-            error = f"HTTP {code}: {response.text}"[:RESPONSE_EXCERPT]
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT]
-    retry_in = _record_attempt(context, delivery, code, error)
-    if retry_in is not None:
-        raise RetryLater(retry_in, f"webhook answered {code or error}")
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How often a delivery is tried: up to `max_attempts`, the first retry after
+    `retry_base_seconds`, each next one twice as long (5 s … ~10 min by default)."""
+
+    max_attempts: int = 8
+    retry_base_seconds: float = 5.0
+
+    def retry_in(self, attempts: int) -> float:
+        return RetryPolicy(base=self.retry_base_seconds).backoff(attempts)
 
 
-def _client() -> httpx.Client:
-    """One HTTP client per process, made after any fork: a client per delivery would cost more
-    than the POST (each builds a TLS context from the CA bundle) and reuse no connection."""
-    pid = os.getpid()
-    with _clients_lock:
-        client = _clients.get(pid)
-        if client is None:
-            client = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
-            _clients[pid] = client
-        return client
+class Deliverer:
+    """The delivery task: posts one delivery, signed. Keeps one HTTP client per process, made
+    after any fork: a client per delivery would cost more than the POST (each builds a TLS
+    context from the CA bundle) and reuse no connection."""
+
+    def __init__(self, policy: DeliveryPolicy) -> None:
+        self.policy = policy
+        self._clients: dict[int, httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def deliver(self, host: TaskHost, delivery_id: str) -> None:
+        """Post one delivery. Idempotent: a delivery no longer pending is left alone."""
+        loaded = _load(host.engine, delivery_id)
+        if loaded is None:
+            return
+        delivery, hook, event = loaded
+        body = delivery_body(delivery_id, event)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "metacrm-webhooks",
+            "X-Metacrm-Event": event.type,
+            "X-Metacrm-Delivery": delivery_id,
+            "X-Metacrm-Signature": sign(hook.secret, int(time.time()), body),
+        }
+        code: int | None = None
+        error: str | None = None
+        try:
+            response = self._client().post(hook.url, content=body, headers=headers)
+            code = response.status_code
+            if not 200 <= code < 300:
+                error = f"HTTP {code}: {response.text}"[:RESPONSE_EXCERPT]
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT]
+        retry_in = self._record_attempt(host, delivery, code, error)
+        if retry_in is not None:
+            raise RetryLater(retry_in, f"webhook answered {code or error}")
+
+    def _client(self) -> httpx.Client:
+        pid = os.getpid()
+        with self._lock:
+            client = self._clients.get(pid)
+            if client is None:
+                client = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+                self._clients[pid] = client
+            return client
+
+    def _record_attempt(
+        self, host: TaskHost, delivery: Any, code: int | None, error: str | None
+    ) -> float | None:
+        """Write the attempt's outcome; returns seconds until the next attempt, or None when
+        the delivery is finished (delivered, failed for good, or finished by someone else)."""
+        now = host.clock()
+        attempts = delivery.attempts + 1
+        values: dict[str, Any] = {"attempts": attempts, "response_code": code, "last_error": error}
+        retry_in: float | None = None
+        if error is None:
+            values.update(status="delivered", delivered_at=now, next_attempt_at=None)
+        elif attempts >= self.policy.max_attempts:
+            values.update(status="failed", next_attempt_at=None)
+        else:
+            retry_in = self.policy.retry_in(attempts)
+            values.update(next_attempt_at=now + timedelta(seconds=retry_in))
+        with writing(host.engine) as conn:
+            changed = conn.execute(
+                update(webhook_deliveries)
+                .where(
+                    webhook_deliveries.c.id == delivery.id,
+                    webhook_deliveries.c.status == "pending",
+                    webhook_deliveries.c.attempts == delivery.attempts,
+                )
+                .values(values)
+            ).rowcount
+        return retry_in if changed else None
+
+
+def register(registry: RuntimeRegistry, policy: DeliveryPolicy | None = None) -> None:
+    registry.task(DELIVER_TASK, Deliverer(policy or DeliveryPolicy()).deliver)
 
 
 def _load(engine: Engine, delivery_id: str) -> tuple[Any, Any, Any] | None:
@@ -244,32 +290,3 @@ def _load(engine: Engine, delivery_id: str) -> tuple[Any, Any, Any] | None:
         if hook is None or event is None:
             return None
         return delivery, hook, event
-
-
-def _record_attempt(
-    context: TaskContext, delivery: Any, code: int | None, error: str | None
-) -> float | None:
-    """Write the attempt's outcome; returns seconds until the next attempt, or None when the
-    delivery is finished (delivered, failed for good, or finished by someone else)."""
-    now = context.clock()
-    attempts = delivery.attempts + 1
-    values: dict[str, Any] = {"attempts": attempts, "response_code": code, "last_error": error}
-    retry_in: float | None = None
-    if error is None:
-        values.update(status="delivered", delivered_at=now, next_attempt_at=None)
-    elif attempts >= MAX_ATTEMPTS:
-        values.update(status="failed", next_attempt_at=None)
-    else:
-        retry_in = backoff(attempts, RETRY_BASE_SECONDS)
-        values.update(next_attempt_at=now + timedelta(seconds=retry_in))
-    with writing(context.engine) as conn:
-        changed = conn.execute(
-            update(webhook_deliveries)
-            .where(
-                webhook_deliveries.c.id == delivery.id,
-                webhook_deliveries.c.status == "pending",
-                webhook_deliveries.c.attempts == delivery.attempts,
-            )
-            .values(values)
-        ).rowcount
-    return retry_in if changed else None

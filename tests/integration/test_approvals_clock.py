@@ -4,10 +4,11 @@ task goes to the approver's manager; without a manager it stays, logged once).""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from test_approvals_support import (
     APPROVALS,
     MANAGER,
@@ -22,8 +23,6 @@ from metacrm.platform.db import writing
 from metacrm.platform.systables import approval_log
 from metacrm.platform.users import get_user
 from metacrm.runtime import approvals
-from metacrm.runtime.catalog import CatalogCache
-from metacrm.runtime.records import RecordService
 
 assert world  # the fixture, imported for pytest
 
@@ -35,19 +34,16 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def service(conn: Connection, user_id: str, now: datetime) -> RecordService:
-    """A record service for a user at a chosen moment (the clock tests control)."""
-    return RecordService(conn, CatalogCache().snapshot(conn), get_user(conn, user_id), "", now)
-
-
 def submit_at(world: World, who: str, deal_id: str, process: str, now: datetime) -> dict[str, Any]:
-    with writing(world.api.engine) as conn:
-        return approvals.submit(service(conn, world.ids[who], now), "deal", deal_id, process)
+    with world.api.services.writing() as conn:
+        service = world.api.records(conn, get_user(conn, world.ids[who]), now)
+        return approvals.submit(service, "deal", deal_id, process)
 
 
 def escalate(world: World, now: datetime) -> dict[str, int]:
-    with writing(world.api.engine) as conn:
-        return approvals.run_escalations(conn, now)
+    with world.api.services.writing() as conn:
+        ctx = world.api.services.system_context(conn)
+        return approvals.run_escalations(replace(ctx, now=now))
 
 
 def approval(world: World, approval_id: str) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from webhook_receiver import Receiver, receiving
 from metacrm.platform.celery_app import make_celery
 from metacrm.platform.clock import utcnow
 from metacrm.platform.db import make_engine, writing
-from metacrm.platform.events import publish
 from metacrm.platform.install import install
 from metacrm.platform.invalidation import CHANNEL
 from metacrm.platform.settings import Settings
@@ -38,6 +37,8 @@ from metacrm.platform.systables import events, webhook_deliveries
 from metacrm.platform.users import create_token, create_user
 from metacrm.runtime.api.app import build_app
 from metacrm.runtime.catalog import CatalogCache
+from metacrm.runtime.events import publish
+from metacrm.runtime.startup import build_registry, build_services
 
 T = TypeVar("T")
 V1 = "/api/v1"
@@ -128,8 +129,10 @@ def app_with_redis(database_url: str, redis_url: str) -> Api:
             conn, email="admin@example.com", password="a-long-password", is_admin=True
         )
         token = create_token(conn, admin)
-    app = build_app(Settings(database_url=database_url, redis_url=redis_url), engine)
-    return Api(TestClient(app, raise_server_exceptions=False), engine, database_url, token)
+    settings = Settings(database_url=database_url, redis_url=redis_url)
+    services = build_services(settings, engine)
+    app = build_app(settings, services=services)
+    return Api(TestClient(app, raise_server_exceptions=False), services, database_url, token)
 
 
 def fresh_redis_url(server: RedisServer) -> str:
@@ -217,12 +220,13 @@ def test_a_burst_of_a_thousand_events_is_delivered_in_full(cluster: Cluster) -> 
     cluster.start("worker")
     published: list[int] = []
     for batch in range(4):
-        with writing(api.engine) as conn:
+        with api.services.writing() as conn:
+            ctx = api.services.system_context(conn)
             for n in range(250):
                 record_id = f"R{batch:02d}{n:04d}"
                 published.append(
                     publish(
-                        conn,
+                        ctx,
                         "record.created",
                         entity="account",
                         record_id=record_id,
@@ -246,7 +250,7 @@ def test_beat_runs_the_sweep_that_dispatches_a_stranded_event(cluster: Cluster) 
     api, receiver = cluster.api, cluster.receiver
     make_hook(api, receiver.url)
     settings = Settings(database_url=api.url, redis_url=cluster.redis_url)
-    schedule = make_celery(settings).conf.beat_schedule
+    schedule = make_celery(settings, build_registry()).conf.beat_schedule
     assert schedule == {
         "events.sweep": {"task": "events.sweep", "schedule": 30.0},
         "notifications.email": {"task": "notifications.email", "schedule": 15.0},
@@ -272,7 +276,9 @@ def test_beat_runs_the_sweep_that_dispatches_a_stranded_event(cluster: Cluster) 
     # Beat's schedule file says every job last ran long ago, so beat sends them all at once
     # rather than after their first interval.
     schedule_file = cluster.tmp / "beat-schedule"
-    scheduler = PersistentScheduler(app=make_celery(settings), schedule_filename=str(schedule_file))
+    scheduler = PersistentScheduler(
+        app=make_celery(settings, build_registry()), schedule_filename=str(schedule_file)
+    )
     for entry in scheduler.schedule.values():
         entry.last_run_at = entry.default_now() - timedelta(hours=1)
     scheduler.sync()
@@ -304,10 +310,11 @@ def test_a_metadata_change_through_one_app_invalidates_another_apps_cache(
 ) -> None:
     first = cluster.api
     first.make_entity(ACCOUNT)
-    engine = make_engine(first.url)
-    app = build_app(Settings(database_url=first.url, redis_url=cluster.redis_url), engine)
+    settings = Settings(database_url=first.url, redis_url=cluster.redis_url)
+    services = build_services(settings)
     watched = WatchedCache()
-    app.state.runtime.catalogs = watched  # before the lifespan subscribes its listener
+    services.catalogs = watched  # before the lifespan subscribes its listener
+    app = build_app(settings, services=services)
     second = TestClient(app, raise_server_exceptions=False)
     headers = first.headers()
     try:
@@ -341,7 +348,7 @@ def test_a_metadata_change_through_one_app_invalidates_another_apps_cache(
             )
             assert created.status_code == 201, created.text
     finally:
-        engine.dispose()
+        services.engine.dispose()
 
 
 def wait_for_listeners(redis_url: str, count: int) -> None:

@@ -13,6 +13,7 @@ from conftest import ACCOUNT, OPPORTUNITY, start_api
 from sqlalchemy import inspect
 
 from metacrm.platform.db import make_engine
+from metacrm.platform.signin import check_password
 
 ADD_REP = ("user", "create", "--email", "rep@example.com", "--password", "long-enough-pw")
 
@@ -33,10 +34,18 @@ def test_init_is_idempotent_and_users_get_tokens(database_url: str, tmp_path: Pa
     first = metacrm(database_url, tmp_path, "init", "--no-templates")
     assert first.returncode == 0, first.stderr
     assert "admin login: admin@example.com / " in first.stdout
-    credentials = json.loads((tmp_path / ".metacrm/admin-credentials.json").read_text())
-    assert credentials["password"] in first.stdout
+    password = first.stdout.split("admin login: admin@example.com / ")[1].split()[0]
     again = metacrm(database_url, tmp_path, "init")
     assert again.returncode == 0, again.stderr
+    assert "admin login: admin@example.com" in again.stdout
+    assert password not in again.stdout and "metacrm user password" in again.stdout
+    # Shown once, kept nowhere in plain text: not in a file, not in the (SQLite) database.
+    assert not (tmp_path / ".metacrm/admin-credentials.json").exists()
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or password.encode() not in path.read_bytes(), path
+    engine = make_engine(database_url)
+    assert check_password(engine, "admin@example.com", password) is not None
+    engine.dispose()
     made = metacrm(database_url, tmp_path, *ADD_REP)
     assert made.returncode == 0, made.stderr
     token = metacrm(database_url, tmp_path, "token", "create", "--user", "rep@example.com")
@@ -109,3 +118,72 @@ def test_bad_packages_are_refused_and_change_nothing(
     assert reason in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert json.loads(metacrm(sqlite_url, tmp_path, "meta", "export").stdout)["entities"] == []
+
+
+def test_user_password_sets_a_new_password_that_signs_in(sqlite_url: str, tmp_path: Path) -> None:
+    assert metacrm(sqlite_url, tmp_path, "init", "--no-templates").returncode == 0
+    made = metacrm(sqlite_url, tmp_path, "user", "password", "--email", "Admin@Example.com")
+    assert made.returncode == 0, made.stderr
+    lines = made.stdout.splitlines()
+    assert len(lines) == 1 and len(lines[0]) >= 12
+    engine = make_engine(sqlite_url)
+    assert check_password(engine, "admin@example.com", lines[0]) is not None
+    chosen = metacrm(
+        sqlite_url,
+        tmp_path,
+        "user",
+        "password",
+        "--email",
+        "admin@example.com",
+        "--password",
+        "chosen-password",
+    )
+    assert chosen.returncode == 0 and chosen.stdout == ""
+    assert check_password(engine, "admin@example.com", "chosen-password") is not None
+    assert check_password(engine, "admin@example.com", lines[0]) is None
+    short = metacrm(
+        sqlite_url,
+        tmp_path,
+        "user",
+        "password",
+        "--email",
+        "admin@example.com",
+        "--password",
+        "short",
+    )
+    assert short.returncode != 0 and "at least 8" in short.stderr
+    unknown = metacrm(sqlite_url, tmp_path, "user", "password", "--email", "no@example.com")
+    assert unknown.returncode != 0 and "no user" in unknown.stderr
+
+
+def test_init_with_a_password_for_an_existing_admin_changes_nothing_and_says_so(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    first = metacrm(sqlite_url, tmp_path, "init", "--admin-password", "first-password")
+    assert first.returncode == 0 and "first-password" in first.stdout
+    again = metacrm(sqlite_url, tmp_path, "init", "--admin-password", "second-password")
+    assert again.returncode == 0
+    assert "changed nothing" in again.stderr and "second-password" not in again.stdout
+    engine = make_engine(sqlite_url)
+    assert check_password(engine, "admin@example.com", "first-password") is not None
+    assert check_password(engine, "admin@example.com", "second-password") is None
+
+
+@pytest.mark.parametrize("still_valid", [True, False], ids=["valid", "stale"])
+def test_init_removes_the_plain_text_file_of_earlier_versions(
+    sqlite_url: str, tmp_path: Path, still_valid: bool
+) -> None:
+    """Earlier versions left the generated password in .metacrm/admin-credentials.json. The
+    next init shows it one last time (only if it still signs in) and removes the file."""
+    assert (
+        metacrm(sqlite_url, tmp_path, "init", "--admin-password", "real-password").returncode == 0
+    )
+    legacy = tmp_path / ".metacrm/admin-credentials.json"
+    legacy.parent.mkdir()
+    saved = "real-password" if still_valid else "old-password"
+    legacy.write_text(json.dumps({"email": "admin@example.com", "password": saved}))
+    again = metacrm(sqlite_url, tmp_path, "init")
+    assert again.returncode == 0, again.stderr
+    assert not legacy.exists()
+    assert (f"admin login: admin@example.com / {saved}" in again.stdout) is still_valid
+    assert "metacrm user password" in again.stdout

@@ -9,7 +9,7 @@ import pytest
 from conftest import ACCOUNT, Api
 
 from metacrm.platform.db import writing
-from metacrm.platform.tasks import InProcessQueue, queue_for
+from metacrm.platform.tasks import InProcessQueue
 from metacrm.platform.users import authenticate
 from metacrm.runtime.notifications import notify
 
@@ -19,7 +19,7 @@ RECORDS = f"{V1}/records"
 
 
 def drain(api: Api) -> None:
-    queue = queue_for(api.engine)
+    queue = api.services.queue
     assert isinstance(queue, InProcessQueue)
     assert queue.drain(30), "background work did not finish"
 

@@ -21,10 +21,10 @@ from metacrm.platform.clock import utcnow
 from metacrm.platform.db import writing
 from metacrm.platform.settings import Settings
 from metacrm.platform.systables import notifications, users
-from metacrm.platform.tasks import TaskContext, queue_for
 from metacrm.platform.users import authenticate
 from metacrm.runtime import notification_email
 from metacrm.runtime.notifications import notify
+from metacrm.runtime.services import Services
 
 
 class SmtpServer:
@@ -93,11 +93,10 @@ def smtp() -> Iterator[SmtpServer]:
 
 def task_context(
     api: Api, smtp_url: str | None, clock: Callable[[], datetime] = utcnow
-) -> TaskContext:
-    queue = queue_for(api.engine)
-    assert queue is not None
+) -> Services:
+    """What the email job runs with: the app's database and registry, this SMTP server."""
     settings = Settings(database_url=api.url, smtp_url=smtp_url, smtp_from="crm@example.com")
-    return TaskContext(api.engine, settings, queue, clock)
+    return api.services_with(settings=settings, clock=clock)
 
 
 def new_user_id(api: Api, email_address: str) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api, start_api
+from conftest import ADMIN_EMAIL, Api, start_api
 from test_pipelines_common import DEAL, SALES, TASK
 
 from metacrm.metadata import store
@@ -17,9 +17,11 @@ from metacrm.metadata.approvals import APPROVAL_PROCESS
 from metacrm.metadata.packages import export_package
 from metacrm.metadata.pipelines import PIPELINE
 from metacrm.metadata.roles import ROLE
-from metacrm.platform.db import reading, writing
+from metacrm.platform.db import reading
 from metacrm.platform.errors import Unprocessable
+from metacrm.platform.users import find_user
 from metacrm.runtime.packages import apply_package
+from metacrm.runtime.records import RecordService
 
 V1 = "/api/v1"
 MANAGER_ROLE = {
@@ -83,6 +85,11 @@ def _documents(api: Api, kind: str) -> dict[str, dict[str, Any]]:
         return {d.name: d.document for d in store.load_all(conn, kind)}
 
 
+def admin_records(api: Api, conn: Any) -> RecordService:
+    """The record service of the installation's admin, who imports the package."""
+    return api.records(conn, find_user(conn, ADMIN_EMAIL))
+
+
 def test_a_package_carries_pipelines_processes_and_roles(api: Api, other: Api) -> None:
     _designed(api)
     package = _package(api)
@@ -90,8 +97,8 @@ def test_a_package_carries_pipelines_processes_and_roles(api: Api, other: Api) -
     assert [d["name"] for d in package["approval_processes"]] == ["big_deal"]
     assert [d["name"] for d in package["roles"]] == ["sales_manager"]
 
-    with writing(other.engine) as conn:
-        changes = apply_package(conn, None, package)
+    with other.services.writing() as conn:
+        changes = apply_package(admin_records(other, conn), package)
     assert "pipeline sales: created" in changes
     assert "approval_process big_deal: created" in changes
     for kind in (ROLE, PIPELINE, APPROVAL_PROCESS):
@@ -102,8 +109,8 @@ def test_a_package_carries_pipelines_processes_and_roles(api: Api, other: Api) -
     assert moved.status_code == 422
     assert any(e["code"] == "gate" for e in moved.json()["errors"])
 
-    with writing(other.engine) as conn:
-        assert apply_package(conn, None, _package(other)) == []
+    with other.services.writing() as conn:
+        assert apply_package(admin_records(other, conn), _package(other)) == []
 
 
 def test_an_entity_export_takes_only_its_pipelines_and_processes(api: Api) -> None:
@@ -120,8 +127,8 @@ def test_a_package_with_a_bad_pipeline_changes_nothing(api: Api, other: Api) -> 
     _designed(api)
     package = copy.deepcopy(_package(api))
     package["pipelines"][0]["stages"][2]["entry_condition"] = "amount >"
-    with pytest.raises(Unprocessable) as refused, writing(other.engine) as conn:
-        apply_package(conn, None, package)
+    with pytest.raises(Unprocessable) as refused, other.services.writing() as conn:
+        apply_package(admin_records(other, conn), package)
     assert any(e.field.startswith("/stages/2/entry_condition") for e in refused.value.errors)
     with reading(other.engine) as conn:
         assert store.load_all(conn, store.ENTITY) == []
@@ -131,6 +138,6 @@ def test_a_package_with_a_bad_pipeline_changes_nothing(api: Api, other: Api) -> 
 def test_a_package_whose_documents_are_not_a_list_is_refused(api: Api) -> None:
     _designed(api)
     package = {**_package(api), "pipelines": {"sales": SALES}}
-    with pytest.raises(Unprocessable) as refused, writing(api.engine) as conn:
-        apply_package(conn, None, package)
+    with pytest.raises(Unprocessable) as refused, api.services.writing() as conn:
+        apply_package(admin_records(api, conn), package)
     assert refused.value.errors[0].field == "/pipelines"

@@ -17,10 +17,11 @@ from metacrm.metadata.entities import EntityDesigner
 from metacrm.platform.db import make_engine, reading, writing
 from metacrm.platform.ids import new_id
 from metacrm.platform.install import install
+from metacrm.platform.settings import Settings
 from metacrm.platform.users import User
-from metacrm.runtime.catalog import CatalogCache
 from metacrm.runtime.listing import ListQuery, SortKey
 from metacrm.runtime.records import RecordService
+from metacrm.runtime.startup import build_services
 
 ENTITY = {
     "name": "deal",
@@ -111,9 +112,9 @@ def _stable_desc(records: list[dict[str, Any]], name: str) -> list[dict[str, Any
 def test_pages_visit_every_record_once_in_sort_order(
     engine: Any, data: list[dict[str, Any]], sort: list[tuple[str, bool]], limit: int
 ) -> None:
-    cache = CatalogCache()
+    services = build_services(Settings(secret_key="secret"), engine)
     with writing(engine) as conn:
-        table = cache.snapshot(conn).table("deal")
+        table = services.catalog(conn).table("deal")
         conn.execute(delete(table))
         records = []
         for row in data:
@@ -129,7 +130,7 @@ def test_pages_visit_every_record_once_in_sort_order(
     cursor = None
     for _ in range(len(data) + 2):
         with reading(engine) as conn:
-            service = RecordService(conn, cache.snapshot(conn), USER, "secret")
+            service = RecordService(services.context(conn, USER))
             page = service.list("deal", ListQuery(sort=query_sort, limit=limit, cursor=cursor))
         seen.extend(r["id"] for r in page["data"])
         cursor = page["next_cursor"]

@@ -52,12 +52,15 @@ from metacrm.platform.errors import Forbidden
 from metacrm.platform.ids import new_id
 from metacrm.platform.install import install
 from metacrm.platform.org import create_unit
+from metacrm.platform.settings import Settings
 from metacrm.platform.systables import record_shares
 from metacrm.platform.users import User, create_user
 from metacrm.runtime.catalog import Catalog, CatalogCache
+from metacrm.runtime.context import RequestContext
 from metacrm.runtime.listing import ListQuery
 from metacrm.runtime.records import RecordService
 from metacrm.runtime.rule_checks import expression_checker
+from metacrm.runtime.startup import build_services
 
 IN_CI = os.environ.get("CI") == "true"
 MAX_EXAMPLES = int(os.environ.get("PERMISSIONS_PROPERTY_EXAMPLES", "600" if IN_CI else "200"))
@@ -516,13 +519,13 @@ def listed(service: RecordService) -> set[str] | None:
 
 def selected(service: RecordService, action: str) -> set[str]:
     """Ids (deleted records too) the action's permission condition selects."""
-    entity = service.catalog.entity(ENTITY)
+    entity = service.ctx.catalog.entity(ENTITY)
     compiler = service._plain_compiler(entity)
     condition = service.permissions.condition(entity, action, compiler)
     stmt = select(compiler.table.c.id)
     if condition is not None:
         stmt = stmt.where(condition)
-    return set(service.conn.scalars(compiler.apply(stmt)))
+    return set(service.ctx.conn.scalars(compiler.apply(stmt)))
 
 
 @settings(
@@ -545,7 +548,8 @@ def test_permission_condition_matches_the_model(
             deleted = {f"d{i}" for i, deal in enumerate(world.deals) if deal.deleted}
             for me, user in enumerate(users):
                 # One service a user, as one request: its org walks are made once.
-                service = RecordService(conn, catalog, user, SECRET, now=NOW)
+                host = build_services(Settings(secret_key=SECRET), engine)
+                service = RecordService(RequestContext(conn, catalog, user, host, now=NOW))
                 for action in ACTIONS:
                     allowed = model.allowed(me, action)
                     expected = set() if allowed is None else {f"d{i}" for i in allowed}

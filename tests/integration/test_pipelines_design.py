@@ -254,7 +254,7 @@ def test_removing_a_stage_with_a_mapping_moves_live_and_deleted_records(api: Api
 
 def test_the_field_default_follows_the_mapping(api: Api) -> None:
     setup(api)
-    deal = new_deal(api)
+    deal = new_deal(api, next_step="call")
     doc = sales()
     doc["stages"][0] = stage("discover")
     response = api.put(f"{PIPELINES}/sales", {**doc, "stage_mapping": {"qualify": "develop"}})

@@ -267,7 +267,7 @@ def test_start_approval_action_submits_the_record_as_the_process(
     submitted: list[tuple[Any, ...]] = []
 
     def submit(service: Any, entity: str, record_id: str, process: str, **_: Any) -> dict:
-        submitted.append((service.user.is_admin, entity, record_id, process))
+        submitted.append((service.ctx.user.is_admin, entity, record_id, process))
         return {}
 
     monkeypatch.setattr(approvals, "submit", submit)

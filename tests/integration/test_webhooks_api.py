@@ -11,8 +11,9 @@ import pytest
 from conftest import ACCOUNT, Api, start_api
 from webhook_receiver import Receiver, receiving
 
-from metacrm.platform.tasks import InProcessQueue, queue_for
-from metacrm.runtime import webhooks
+from metacrm.platform.tasks import InProcessQueue
+from metacrm.runtime.startup import build_registry
+from metacrm.runtime.webhooks import DeliveryPolicy
 
 V1 = "/api/v1"
 HOOKS = f"{V1}/webhooks"
@@ -45,7 +46,7 @@ def validation_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 
 
 def drain(api: Api) -> None:
-    queue = queue_for(api.engine)
+    queue = api.services.queue
     assert isinstance(queue, InProcessQueue)
     assert queue.drain(30), "background work did not finish"
 
@@ -214,11 +215,16 @@ def test_a_rotated_secret_signs_every_later_delivery(accounts: Api, receiver: Re
     assert api.post(f"{HOOKS}/NOPE/secret").status_code == 404
 
 
+def accounts_with(make_api: Any, policy: DeliveryPolicy) -> Api:
+    api = make_api(registry=build_registry(delivery=policy))
+    api.make_entity(ACCOUNT)
+    return api
+
+
 def test_deliveries_are_listed_newest_first_filtered_and_limited(
-    accounts: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    make_api: Any, receiver: Receiver
 ) -> None:
-    api = accounts
-    monkeypatch.setattr(webhooks, "MAX_ATTEMPTS", 1)
+    api = accounts_with(make_api, DeliveryPolicy(max_attempts=1))
     receiver.statuses.extend([200, 410, 200])
     hook = make_hook(api, url=receiver.url)
     other = make_hook(api, url=f"{receiver.url}?other", entity="account", active=False)
@@ -259,18 +265,16 @@ def test_deliveries_are_listed_newest_first_filtered_and_limited(
     assert api.get(f"{HOOKS}/NOPE/deliveries").status_code == 404
 
 
-def test_a_delivered_or_failed_delivery_can_be_replayed(
-    accounts: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    api = accounts
-    monkeypatch.setattr(webhooks, "RETRY_BASE_SECONDS", 0.001)
-    receiver.statuses.extend([500] * webhooks.MAX_ATTEMPTS)
+def test_a_delivered_or_failed_delivery_can_be_replayed(make_api: Any, receiver: Receiver) -> None:
+    policy = DeliveryPolicy(retry_base_seconds=0.001)
+    api = accounts_with(make_api, policy)
+    receiver.statuses.extend([500] * policy.max_attempts)
     hook = make_hook(api, url=receiver.url)
     api.post(f"{RECORDS}/account", {"name": "Acme"})
     drain(api)
     base = f"{HOOKS}/{hook['id']}/deliveries"
     [failed] = api.get(base).json()["data"]
-    assert (failed["status"], failed["attempts"]) == ("failed", webhooks.MAX_ATTEMPTS)
+    assert (failed["status"], failed["attempts"]) == ("failed", policy.max_attempts)
 
     replayed = api.post(f"{base}/{failed['id']}/replay")
     assert replayed.status_code == 202, replayed.text
@@ -285,7 +289,7 @@ def test_a_delivered_or_failed_delivery_can_be_replayed(
     [again] = api.get(base).json()["data"]
     assert (again["status"], again["attempts"]) == ("delivered", 1)
     got = receiver.snapshot()
-    assert len(got) == webhooks.MAX_ATTEMPTS + 2
+    assert len(got) == policy.max_attempts + 2
     assert {r.json["id"] for r in got} == {failed["id"]}
     assert all(r.signed_by(hook["secret"]) for r in got)
 

@@ -10,23 +10,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT, OPPORTUNITY, Api
-from sqlalchemy import Engine, func, select, update
+from conftest import ACCOUNT, OPPORTUNITY, Api, RecordingQueue
+from sqlalchemy import func, select, update
 from webhook_receiver import Receiver, receiving
 
-from metacrm.platform import events as event_bus
 from metacrm.platform.clock import as_utc, utcnow
-from metacrm.platform.db import make_engine, writing
-from metacrm.platform.events import publish
+from metacrm.platform.db import writing
+from metacrm.platform.events import DISPATCH_TASK, Event
 from metacrm.platform.settings import Settings
 from metacrm.platform.systables import events, webhook_deliveries
-from metacrm.platform.tasks import InProcessQueue, RetryLater, TaskContext, queue_for
-from metacrm.runtime import event_dispatch, webhooks
+from metacrm.platform.tasks import InProcessQueue, RetryLater
+from metacrm.runtime import event_dispatch
+from metacrm.runtime.context import RequestContext
 from metacrm.runtime.event_dispatch import dispatch_one, sweep
+from metacrm.runtime.events import publish
+from metacrm.runtime.registry import RuntimeRegistry
+from metacrm.runtime.services import Services
+from metacrm.runtime.startup import build_registry
+from metacrm.runtime.webhooks import Deliverer, DeliveryPolicy
 
 V1 = "/api/v1"
 HOOKS = f"{V1}/webhooks"
 RECORDS = f"{V1}/records"
+POLICY = DeliveryPolicy()
+# The delivery task as the built-in registry has it.
+deliver = Deliverer(POLICY).deliver
 
 
 @pytest.fixture
@@ -41,25 +49,32 @@ def accounts(api: Api) -> Api:
     return api
 
 
+def bare_services(api: Api) -> Services:
+    """The same database and behaviour through services whose queue hands nothing on: what they
+    commit is never delivered, as when a process dies between commit and enqueue."""
+    return Services(
+        api.services.settings, api.engine, api.services.registry, queue=RecordingQueue()
+    )
+
+
 @pytest.fixture
-def bare_engine(api: Api) -> Iterator[Engine]:
-    """The same database through an engine no task queue serves: what it publishes is committed
-    but never handed over, as when a process dies between commit and enqueue."""
-    engine = make_engine(api.url)
-    yield engine
-    engine.dispose()
+def bare(api: Api) -> Services:
+    return bare_services(api)
 
 
 def drain(api: Api) -> None:
-    queue = queue_for(api.engine)
+    queue = api.services.queue
     assert isinstance(queue, InProcessQueue)
     assert queue.drain(30), "background work did not finish"
 
 
-def context(api: Api, clock: Any = utcnow) -> TaskContext:
-    queue = queue_for(api.engine)
-    assert queue is not None
-    return TaskContext(api.engine, Settings(database_url=api.url), queue, clock)
+def context(api: Api, clock: Any = utcnow) -> Services:
+    """What a task of the app runs with, at the clock's time."""
+    return api.services_with(clock=clock)
+
+
+def system(api: Api, conn: Any) -> RequestContext:
+    return api.services.system_context(conn)
 
 
 def make_hook(api: Api, url: str, **body: Any) -> dict[str, Any]:
@@ -82,10 +97,10 @@ def delivery_rows(api: Api, **where: Any) -> list[Any]:
         return list(conn.execute(query))
 
 
-def publish_unannounced(engine: Engine, record_id: str = "R1") -> int:
+def publish_unannounced(api: Api, record_id: str = "R1") -> int:
     """An event committed but never dispatched: no consumer took it in its transaction and its
     hand-over to the queue was lost (what the dispatch task and the sweep exist for)."""
-    with writing(engine) as conn:
+    with writing(api.engine) as conn:
         return int(
             conn.execute(
                 events.insert().values(
@@ -184,11 +199,9 @@ def test_hooks_get_only_their_entity_and_event_types(accounts: Api, receiver: Re
     ]
 
 
-def test_a_failing_receiver_is_retried_until_it_answers(
-    accounts: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    api = accounts
-    monkeypatch.setattr(webhooks, "RETRY_BASE_SECONDS", 0.01)
+def test_a_failing_receiver_is_retried_until_it_answers(make_api: Any, receiver: Receiver) -> None:
+    api = make_api(registry=build_registry(delivery=DeliveryPolicy(retry_base_seconds=0.01)))
+    api.make_entity(ACCOUNT)
     receiver.statuses.extend([500, 503])
     hook = make_hook(api, receiver.url)
     create(api, "account", name="Acme")
@@ -203,81 +216,79 @@ def test_a_failing_receiver_is_retried_until_it_answers(
 
 
 def test_each_retry_waits_twice_as_long_and_the_last_attempt_fails_the_delivery(
-    accounts: Api, bare_engine: Engine
+    accounts: Api, bare: Services
 ) -> None:
     api = accounts
-    with receiving([500] * webhooks.MAX_ATTEMPTS) as failing:
+    with receiving([500] * POLICY.max_attempts) as failing:
         make_hook(api, failing.url)
-        event_id = publish_unannounced(bare_engine)
-        assert dispatch_one(bare_engine, event_id)  # not enqueued: no queue serves bare_engine
+        event_id = publish_unannounced(api)
+        assert dispatch_one(bare, event_id)  # enqueued on a queue that runs nothing
         [delivery] = delivery_rows(api)
         now = utcnow().replace(microsecond=0)
         task = context(api, clock=lambda: now)
-        for attempt in range(1, webhooks.MAX_ATTEMPTS):
+        for attempt in range(1, POLICY.max_attempts):
             with pytest.raises(RetryLater) as retry:
-                webhooks.deliver(task, delivery.id)
-            wait = webhooks.RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+                deliver(task, delivery.id)
+            wait = POLICY.retry_base_seconds * 2 ** (attempt - 1)
             assert retry.value.delay == wait
             [row] = delivery_rows(api)
             assert (row.status, row.attempts, row.response_code) == ("pending", attempt, 500)
             assert as_utc(row.next_attempt_at) == now + timedelta(seconds=wait)
             assert row.last_error == "HTTP 500: receiver says no"
-        webhooks.deliver(task, delivery.id)  # the last attempt: no retry
+        deliver(task, delivery.id)  # the last attempt: no retry
         [row] = delivery_rows(api)
         assert (row.status, row.attempts, row.next_attempt_at) == (
             "failed",
-            webhooks.MAX_ATTEMPTS,
+            POLICY.max_attempts,
             None,
         )
-        webhooks.deliver(task, delivery.id)  # a failed delivery is left alone
-        assert len(failing.snapshot()) == webhooks.MAX_ATTEMPTS
+        deliver(task, delivery.id)  # a failed delivery is left alone
+        assert len(failing.snapshot()) == POLICY.max_attempts
 
 
 def test_an_unreachable_receiver_is_an_attempt_with_the_error_recorded(
-    accounts: Api, bare_engine: Engine
+    accounts: Api, bare: Services
 ) -> None:
     api = accounts
     with receiving() as gone:
         url = gone.url
     make_hook(api, url)
-    assert dispatch_one(bare_engine, publish_unannounced(bare_engine))
+    assert dispatch_one(bare, publish_unannounced(api))
     [delivery] = delivery_rows(api)
     with pytest.raises(RetryLater):
-        webhooks.deliver(context(api), delivery.id)
+        deliver(context(api), delivery.id)
     [row] = delivery_rows(api)
     assert (row.status, row.attempts, row.response_code) == ("pending", 1, None)
     assert row.last_error.startswith("ConnectError")
 
 
-def test_dispatching_an_event_twice_delivers_it_once(
-    accounts: Api, receiver: Receiver, bare_engine: Engine
-) -> None:
+def test_dispatching_an_event_twice_delivers_it_once(accounts: Api, receiver: Receiver) -> None:
     api = accounts
     make_hook(api, receiver.url)
-    event_id = publish_unannounced(bare_engine)
-    assert dispatch_one(api.engine, event_id) is True
-    assert dispatch_one(api.engine, event_id) is False
+    event_id = publish_unannounced(api)
+    assert dispatch_one(api.services, event_id) is True
+    assert dispatch_one(api.services, event_id) is False
     # Even if the claim were lost, the (webhook, event) key allows one delivery.
     with writing(api.engine) as conn:
         conn.execute(update(events).where(events.c.id == event_id).values(dispatched_at=None))
-    assert dispatch_one(api.engine, event_id) is True
+    assert dispatch_one(api.services, event_id) is True
     drain(api)
     assert len(delivery_rows(api)) == 1
     assert len(receiver.snapshot()) == 1
 
 
 def test_concurrent_dispatches_of_one_event_claim_it_once(
-    accounts: Api, receiver: Receiver, bare_engine: Engine
+    accounts: Api, receiver: Receiver
 ) -> None:
     api = accounts
     make_hook(api, receiver.url)
-    event_id = publish_unannounced(bare_engine)
+    event_id = publish_unannounced(api)
     start = threading.Barrier(4)
     results: list[bool] = []
 
     def race() -> None:
         start.wait(10)
-        results.append(dispatch_one(api.engine, event_id))
+        results.append(dispatch_one(api.services, event_id))
 
     threads = [threading.Thread(target=race) for _ in range(4)]
     for thread in threads:
@@ -290,11 +301,11 @@ def test_concurrent_dispatches_of_one_event_claim_it_once(
 
 
 def test_the_sweep_dispatches_an_event_whose_hand_over_was_lost(
-    accounts: Api, receiver: Receiver, bare_engine: Engine
+    accounts: Api, receiver: Receiver
 ) -> None:
     api = accounts
     make_hook(api, receiver.url)
-    event_id = publish_unannounced(bare_engine, "LOST")
+    event_id = publish_unannounced(api, "LOST")
     drain(api)
     assert dispatched_at(api, event_id) is None
     sweep(context(api))  # too fresh: its hand-over may still be on the way
@@ -307,11 +318,11 @@ def test_the_sweep_dispatches_an_event_whose_hand_over_was_lost(
 
 
 def test_the_sweep_re_enqueues_a_delivery_whose_message_was_lost(
-    accounts: Api, receiver: Receiver, bare_engine: Engine
+    accounts: Api, receiver: Receiver, bare: Services
 ) -> None:
     api = accounts
     make_hook(api, receiver.url)
-    assert dispatch_one(bare_engine, publish_unannounced(bare_engine))
+    assert dispatch_one(bare, publish_unannounced(api))
     drain(api)
     sweep(context(api))
     drain(api)
@@ -325,21 +336,25 @@ def test_the_sweep_re_enqueues_a_delivery_whose_message_was_lost(
     assert [d.status for d in delivery_rows(api)] == ["delivered"]
 
 
+def with_consumer(consumer: Any) -> RuntimeRegistry:
+    """The built-in registry with one more event consumer after the others."""
+    registry = build_registry()
+    registry.consume_events(consumer)
+    return registry
+
+
 def test_an_event_that_cannot_be_dispatched_does_not_hold_up_the_sweep(
-    accounts: Api, receiver: Receiver, bare_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    make_api: Any, receiver: Receiver
 ) -> None:
-    api = accounts
-    make_hook(api, receiver.url)
-    poison = publish_unannounced(bare_engine, "POISON")
-    fine = publish_unannounced(bare_engine, "FINE")
-    real = event_dispatch.create_deliveries
-
-    def create_deliveries(conn: Any, catalog: Any, event: Any, hooks: Any = None) -> list[str]:
-        if event.id == poison:
+    def breaks_on_poison(_ctx: RequestContext, event: Event) -> None:
+        if event.record_id == "POISON":
             raise RuntimeError("this event breaks its consumer")
-        return real(conn, catalog, event, hooks)
 
-    monkeypatch.setattr(event_dispatch, "create_deliveries", create_deliveries)
+    api = make_api(registry=with_consumer(breaks_on_poison))
+    api.make_entity(ACCOUNT)
+    make_hook(api, receiver.url)
+    poison = publish_unannounced(api, "POISON")
+    fine = publish_unannounced(api, "FINE")
     later = utcnow() + event_dispatch.STALE_AFTER + timedelta(seconds=1)
     sweep(context(api, clock=lambda: later))
     drain(api)
@@ -351,8 +366,8 @@ def test_an_event_that_cannot_be_dispatched_does_not_hold_up_the_sweep(
 def test_a_rolled_back_transaction_publishes_nothing(accounts: Api, receiver: Receiver) -> None:
     api = accounts
     make_hook(api, receiver.url)
-    with pytest.raises(RuntimeError), writing(api.engine) as conn:
-        publish(conn, "record.created", entity="account", record_id="GONE", payload={})
+    with pytest.raises(RuntimeError), api.services.writing() as conn:
+        publish(system(api, conn), "record.created", entity="account", record_id="GONE", payload={})
         raise RuntimeError("the change fails after publishing")
     drain(api)
     with api.engine.connect() as conn:
@@ -366,8 +381,7 @@ def test_a_broken_hand_over_does_not_fail_the_committed_change(
 ) -> None:
     api = accounts
     make_hook(api, receiver.url)
-    queue = queue_for(api.engine)
-    assert queue is not None
+    queue = api.services.queue
 
     def broker_down(name: str, *args: Any, delay: float = 0.0) -> None:
         raise ConnectionError("broker unreachable")
@@ -391,9 +405,13 @@ def test_deliveries_are_recorded_in_the_transaction_of_the_change(
 ) -> None:
     api = accounts
     make_hook(api, receiver.url)
-    with writing(api.engine) as conn:
+    with api.services.writing() as conn:
         event_id = publish(
-            conn, "record.created", entity="account", record_id="IN", payload={"id": "IN"}
+            system(api, conn),
+            "record.created",
+            entity="account",
+            record_id="IN",
+            payload={"id": "IN"},
         )
         # Before commit: the event is consumed and its delivery exists, in this transaction.
         assert conn.execute(select(events.c.dispatched_at)).scalar_one() is not None
@@ -404,20 +422,19 @@ def test_deliveries_are_recorded_in_the_transaction_of_the_change(
 
 
 def test_a_failing_consumer_leaves_the_event_to_the_dispatch_task(
-    accounts: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    make_api: Any, receiver: Receiver
 ) -> None:
-    api = accounts
-    make_hook(api, receiver.url)
-    real = event_dispatch.create_deliveries
-    broken = {"yes": True}
+    broken = {"yes": False}
 
-    def create_deliveries(conn: Any, catalog: Any, event: Any, hooks: Any = None) -> list[str]:
+    def breaks_once(_ctx: RequestContext, event: Event) -> None:
         if broken["yes"]:
             broken["yes"] = False  # fails in the transaction, works for the task
             raise RuntimeError("the consumer breaks")
-        return real(conn, catalog, event, hooks)
 
-    monkeypatch.setattr(event_dispatch, "create_deliveries", create_deliveries)
+    api = make_api(registry=with_consumer(breaks_once))
+    api.make_entity(ACCOUNT)
+    make_hook(api, receiver.url)
+    broken["yes"] = True
     record = create(api, "account", name="Still saved")
     drain(api)
     assert api.get(f"{RECORDS}/account/{record['id']}").status_code == 200
@@ -425,17 +442,15 @@ def test_a_failing_consumer_leaves_the_event_to_the_dispatch_task(
     assert [d.status for d in delivery_rows(api)] == ["delivered"]
 
 
-def test_announcers_see_only_committed_events_no_consumer_took(
-    accounts: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    api = accounts
-    monkeypatch.setattr(event_bus, "_consumers", [])
-    seen: list[list[int]] = []
-    monkeypatch.setattr(event_bus, "_announcers", [lambda _engine, ids: seen.append(list(ids))])
-    with writing(api.engine) as conn:
-        first = publish(conn, "record.created", entity="account", record_id="A", payload={})
-        second = publish(conn, "record.created", entity="account", record_id="B", payload={})
-    with pytest.raises(RuntimeError), writing(api.engine) as conn:
-        publish(conn, "record.created", entity="account", record_id="C", payload={})
+def test_only_committed_events_no_consumer_took_are_handed_to_the_queue(make_api: Any) -> None:
+    queue = RecordingQueue()
+    api = make_api(registry=RuntimeRegistry(), queue=queue)  # no consumer at all
+    with api.services.writing() as conn:
+        ctx = system(api, conn)
+        first = publish(ctx, "record.created", entity="account", record_id="A", payload={})
+        second = publish(ctx, "record.created", entity="account", record_id="B", payload={})
+        assert queue.enqueued == []  # not before commit
+    with pytest.raises(RuntimeError), api.services.writing() as conn:
+        publish(system(api, conn), "record.created", entity="account", record_id="C", payload={})
         raise RuntimeError("rolled back")
-    assert seen == [[first, second]]
+    assert queue.enqueued == [(DISPATCH_TASK, ([first, second],))]

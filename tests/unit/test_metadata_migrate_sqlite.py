@@ -17,7 +17,9 @@ from sqlalchemy import Engine, MetaData, Table, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from metacrm.metadata import store
-from metacrm.metadata.entities import DesignResult, EntityDesigner
+from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
+from metacrm.metadata.model import EntityDef
+from metacrm.metadata.storage import index_name, system_index_name, unique_index_name
 from metacrm.platform.db import make_engine, reading, writing
 from metacrm.platform.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from metacrm.platform.install import install
@@ -124,7 +126,26 @@ def refused(engine: Engine, action: Callable[[EntityDesigner], Any]) -> Unproces
 
 
 def field_doc(engine: Engine, name: str) -> dict[str, Any]:
-    return next(f for f in stored(engine).document["fields"] if f["name"] == name)
+    """The field as an admin sees it (without its storage id)."""
+    public = public_document(stored(engine).document)
+    return next(f for f in public["fields"] if f["name"] == name)
+
+
+def ix(engine: Engine, field: str, entity: str = "deal") -> str:
+    """The name the field's index has by the stored metadata (active or hidden)."""
+    found = EntityDef.from_doc(stored(engine, entity).document)
+    target = next(f for f in (*found.fields, *found.hidden_fields) if f.name == field)
+    return index_name(found, target)
+
+
+def uq(engine: Engine, field: str, entity: str = "deal") -> str:
+    found = EntityDef.from_doc(stored(engine, entity).document)
+    target = next(f for f in (*found.fields, *found.hidden_fields) if f.name == field)
+    return unique_index_name(found, target)
+
+
+def indexed_columns(engine: Engine, table: str = "deal") -> set[tuple[str, ...]]:
+    return {columns for columns, _ in indexes(engine, table).values()}
 
 
 # --- create ----------------------------------------------------------------------------------
@@ -146,9 +167,12 @@ def test_create_makes_the_table_with_system_and_field_columns(engine: Engine) ->
         "due",
     }
     found = indexes(engine, "deal")
-    assert found["uq_deal_ref"] == (("ref",), True)
-    assert found["ix_deal_due"] == (("due",), False)
-    assert {"ix_deal_owner", "ix_deal_updated_at", "ix_deal_created_at"} <= set(found)
+    assert found[uq(engine, "ref")] == (("ref",), True)
+    assert found[ix(engine, "due")] == (("due",), False)
+    entity = EntityDef.from_doc(stored(engine).document)
+    for key, system in [("owner", ("owner",)), ("updated_at", ("updated_at", "id"))]:
+        assert found[system_index_name(entity, key)] == (system, False)
+    assert found[system_index_name(entity, "created_at")] == (("created_at", "id"), False)
     assert stored(engine).version == 1
     assert stored(engine).document["hidden_fields"] == []
 
@@ -187,7 +211,7 @@ def test_lookup_to_an_entity_created_earlier_is_accepted(engine: Engine) -> None
     document = deal()
     document["fields"].append({"name": "account", "type": "lookup", "target": "account"})
     create(engine, document)
-    assert indexes(engine, "deal")["ix_deal_account"] == (("account",), False)
+    assert indexes(engine, "deal")[ix(engine, "account")] == (("account",), False)
 
 
 # --- type changes ----------------------------------------------------------------------------
@@ -253,7 +277,7 @@ def test_type_change_keeps_a_unique_index(engine: Engine) -> None:
     create(engine, document)
     insert(engine, "deal", {"id": "r1", "name": "a", "code": "1"})
     design(engine, lambda d: d.change_field("deal", "code", {"type": "integer"}))
-    assert indexes(engine, "deal")["uq_deal_code"] == (("code",), True)
+    assert indexes(engine, "deal")[uq(engine, "code")] == (("code",), True)
     with pytest.raises(IntegrityError):
         insert(engine, "deal", {"id": "r2", "name": "b", "code": 1})
 
@@ -372,7 +396,7 @@ def test_unique_ignores_deleted_records_and_then_enforces_itself(engine: Engine)
         {"id": "r2", "name": "b", "code": "same", "deleted_at": deleted},
     )
     design(engine, lambda d: d.change_field("deal", "code", {"unique": True}))
-    assert indexes(engine, "deal")["uq_deal_code"] == (("code",), True)
+    assert indexes(engine, "deal")[uq(engine, "code")] == (("code",), True)
     insert(engine, "deal", {"id": "r3", "name": "c", "code": "same", "deleted_at": deleted})
     with pytest.raises(IntegrityError):
         insert(engine, "deal", {"id": "r4", "name": "d", "code": "same"})
@@ -488,9 +512,11 @@ def test_purge_drops_the_column_and_its_index(engine: Engine) -> None:
     document["fields"][1]["indexed"] = True
     create(engine, document)
     insert(engine, "deal", {"id": "r1", "name": "a", "code": "K1"})
+    name = ix(engine, "code")
     design(engine, lambda d: d.delete_field("deal", "code", purge=True))
     assert "code" not in columns(engine, "deal")
-    assert "ix_deal_code" not in indexes(engine, "deal")
+    assert name not in indexes(engine, "deal")
+    assert ("code",) not in indexed_columns(engine)
     assert rows(engine, "deal", "name") == [("r1", "a")]
     assert "code" not in [f["name"] for f in stored(engine).document["fields"]]
     assert stored(engine).version == 2
@@ -523,13 +549,16 @@ def test_rename_keeps_the_data_and_moves_the_index(engine: Engine) -> None:
     document["fields"][1]["indexed"] = True
     create(engine, document)
     insert(engine, "deal", {"id": "r1", "name": "a", "code": "K1"})
+    name = ix(engine, "code")
     design(engine, lambda d: d.change_field("deal", "code", {"name": "ref"}))
     found = columns(engine, "deal")
     assert "ref" in found
     assert "code" not in found
     assert rows(engine, "deal", "ref") == [("r1", "K1")]
-    assert indexes(engine, "deal")["ix_deal_ref"] == (("ref",), False)
-    assert "ix_deal_code" not in indexes(engine, "deal")
+    # The index's name is made from ids, not from the field's name: it stays as it was.
+    assert ix(engine, "ref") == name
+    assert indexes(engine, "deal")[name] == (("ref",), False)
+    assert ("code",) not in indexed_columns(engine)
     assert [f["name"] for f in stored(engine).document["fields"]] == [
         "name",
         "ref",
@@ -570,7 +599,7 @@ def test_restore_of_an_earlier_version_brings_back_its_fields_and_types(engine: 
     assert result.entity.version == 4
     current = stored(engine)
     assert current.version == 4
-    assert current.document["fields"] == deal()["fields"]
+    assert public_document(current.document)["fields"] == deal()["fields"]
     assert [f["name"] for f in current.document["hidden_fields"]] == ["stage"]
     assert rows(engine, "deal", "code", "stage") == [("r1", "12", "new")]
     with reading(engine) as conn:
@@ -761,7 +790,9 @@ def test_purge_of_a_hidden_indexed_field_drops_its_index(engine: Engine) -> None
     document["fields"][1]["indexed"] = True
     create(engine, document)
     design(engine, lambda d: d.delete_field("deal", "code"))
-    assert "ix_deal_code" in indexes(engine, "deal")
+    name = ix(engine, "code")
+    assert indexes(engine, "deal")[name] == (("code",), False)
     design(engine, lambda d: d.delete_field("deal", "code", purge=True))
-    assert "ix_deal_code" not in indexes(engine, "deal")
+    assert name not in indexes(engine, "deal")
+    assert ("code",) not in indexed_columns(engine)
     assert "code" not in columns(engine, "deal")

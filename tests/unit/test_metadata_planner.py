@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from metacrm.metadata.planner import Operation, Plan, plan_change, plan_create, plan_purge
+from metacrm.metadata.planner import (
+    Operation,
+    Plan,
+    plan_change,
+    plan_create,
+    plan_purge,
+    plan_remove,
+)
 
 
 def stored(*fields: dict[str, Any], hidden: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
@@ -63,7 +70,8 @@ def test_create_makes_the_table_and_field_indexes() -> None:
                 {"name": "account", "type": "lookup", "target": "account"},
                 {"name": "both", "type": "text", "unique": True, "indexed": True},
             ],
-        }
+        },
+        storage_id=1,
     )
     assert plan.errors == []
     assert kinds(plan) == [
@@ -82,22 +90,25 @@ def test_create_drops_client_hints_from_the_stored_document() -> None:
         "label": {"en": "Deal"},
         "version": 7,
         "hidden_fields": [{"name": "ghost", "type": "text"}],
-        "fields": [{"name": "name", "type": "text", "renamed_from": "title"}],
+        "storage": {"id": 99, "next_field_id": 99},
+        "fields": [{"name": "name", "type": "text", "renamed_from": "title", "storage_id": 42}],
     }
     before = copy.deepcopy(document)
-    plan = plan_create(document)
+    plan = plan_create(document, storage_id=5)
     assert plan.entity.doc == {
         "name": "deal",
         "label": {"en": "Deal"},
-        "fields": [{"name": "name", "type": "text"}],
+        "fields": [{"name": "name", "type": "text", "storage_id": 1}],
         "hidden_fields": [],
+        "storage": {"id": 5, "next_field_id": 2},
     }
     assert document == before
 
 
 def test_create_has_no_data_checks() -> None:
     plan = plan_create(
-        {"name": "d", "label": {"en": "D"}, "fields": [{"name": "a", "type": "text"}]}
+        {"name": "d", "label": {"en": "D"}, "fields": [{"name": "a", "type": "text"}]},
+        storage_id=1,
     )
     assert all(o.checks == () for o in plan.operations)
 
@@ -619,3 +630,112 @@ def test_planning_does_not_modify_its_inputs() -> None:
     before = copy.deepcopy((current, document))
     plan_change(current, document)
     assert (current, document) == before
+
+
+# --- storage ids -----------------------------------------------------------------------------
+
+
+def ids(doc: dict[str, Any]) -> dict[str, int]:
+    return {f["name"]: f["storage_id"] for f in (*doc["fields"], *doc["hidden_fields"])}
+
+
+def created(*fields: dict[str, Any]) -> dict[str, Any]:
+    document = {"name": "deal", "label": {"en": "Deal"}, "fields": list(fields)}
+    return plan_create(document, storage_id=3).entity.doc
+
+
+def test_create_gives_the_entity_its_id_and_each_field_the_next_one() -> None:
+    doc = created({"name": "a", "type": "text"}, {"name": "b", "type": "integer"})
+    assert doc["storage"] == {"id": 3, "next_field_id": 3}
+    assert ids(doc) == {"a": 1, "b": 2}
+
+
+def test_fields_keep_their_ids_through_rename_hide_and_unhide() -> None:
+    doc = created({"name": "a", "type": "text"}, {"name": "b", "type": "text"})
+    renamed = plan_change(
+        doc,
+        {
+            "name": "deal",
+            "label": {"en": "Deal"},
+            "fields": [
+                {"name": "z", "type": "text", "renamed_from": "a"},
+            ],
+        },
+    ).entity.doc
+    assert ids(renamed) == {"z": 1, "b": 2}
+    unhidden = plan_change(
+        renamed,
+        {
+            "name": "deal",
+            "label": {"en": "Deal"},
+            "fields": [
+                {"name": "b", "type": "integer"},
+                {"name": "z", "type": "text"},
+                {"name": "c", "type": "text"},
+            ],
+        },
+    ).entity.doc
+    assert ids(unhidden) == {"b": 2, "z": 1, "c": 3}
+    assert unhidden["storage"] == {"id": 3, "next_field_id": 4}
+
+
+def test_a_purged_fields_id_is_never_given_again() -> None:
+    doc = created({"name": "a", "type": "text"}, {"name": "b", "type": "text", "indexed": True})
+    purged = plan_purge(doc, "b").entity.doc
+    assert ids(purged) == {"a": 1}
+    again = plan_change(
+        purged,
+        {
+            "name": "deal",
+            "label": {"en": "Deal"},
+            "fields": [
+                {"name": "a", "type": "text"},
+                {"name": "b", "type": "text"},
+            ],
+        },
+    ).entity.doc
+    assert ids(again) == {"a": 1, "b": 3}
+
+
+def test_storage_ids_a_client_sends_are_ignored() -> None:
+    doc = created({"name": "a", "type": "text"})
+    changed = plan_change(
+        doc,
+        {
+            "name": "deal",
+            "label": {"en": "Deal"},
+            "storage": {"id": 1, "next_field_id": 1},
+            "fields": [
+                {"name": "a", "type": "text", "storage_id": 7},
+                {"name": "b", "type": "text", "storage_id": 1},
+            ],
+        },
+    ).entity.doc
+    assert ids(changed) == {"a": 1, "b": 2}
+    assert changed["storage"] == {"id": 3, "next_field_id": 3}
+
+
+def test_an_entity_stored_before_ids_gets_none_from_a_change() -> None:
+    current = stored({"name": "a", "type": "text"})
+    plan = plan_change(
+        current,
+        submitted(
+            current, {"name": "a", "type": "text"}, {"name": "b", "type": "text", "indexed": True}
+        ),
+    )
+    assert "storage" not in plan.entity.doc
+    assert all("storage_id" not in f for f in plan.entity.doc["fields"])
+
+
+def test_deleting_an_entity_hides_it_and_only_a_purge_drops_its_table() -> None:
+    current = stored({"name": "amount", "type": "integer"}, hidden=({"name": "x", "type": "text"},))
+    before = copy.deepcopy(current)
+    soft, purge = plan_remove(current, purge=False), plan_remove(current, purge=True)
+    assert kinds(soft) == [("hide_entity", "")] and not soft.changes_schema
+    assert kinds(purge) == [("drop_table", "")] and purge.changes_schema
+    assert soft.entity.name == purge.entity.name == "deal" and not soft.errors
+    assert [f.name for f in purge.entity.hidden_fields] == ["x"]
+    assert purge.as_json()["operations"] == [
+        {"op": "drop_table", "description": "drop the table and its records for good"}
+    ]
+    assert current == before

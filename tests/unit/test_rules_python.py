@@ -36,7 +36,7 @@ from metacrm.runtime.rules import (
     parse,
     sql_compatible,
 )
-from metacrm.runtime.rules.compile_py import MAX_TEXT_LENGTH
+from metacrm.runtime.rules.compile_py import CACHE_SIZE, MAX_TEXT_LENGTH
 
 RECORD: dict[str, Any] = {
     "id": "o1",
@@ -420,24 +420,47 @@ def fresh_entity() -> EntityDef:
     return EntityDef.from_doc(OPPORTUNITY.doc)
 
 
-def test_compiled_returns_the_same_callable_per_entity_snapshot() -> None:
+def test_compiled_returns_the_same_callable_from_its_cache() -> None:
     entity = fresh_entity()
+    cache: dict[Any, Any] = {}
     first = compiled(
-        entity, "amount > 5", expect="boolean", allow_change_refs=False, resolve_entity=ENTITIES.get
-    )
-    again = compiled(
-        entity, "amount > 5", expect="boolean", allow_change_refs=False, resolve_entity=ENTITIES.get
-    )
-    assert again[1] is first[1]
-    assert holds(first[1], env())
-    other = compiled(
-        fresh_entity(),
+        entity,
         "amount > 5",
         expect="boolean",
         allow_change_refs=False,
         resolve_entity=ENTITIES.get,
+        cache=cache,
     )
-    assert other[1] is not first[1]
+    again = compiled(
+        entity,
+        "amount > 5",
+        expect="boolean",
+        allow_change_refs=False,
+        resolve_entity=ENTITIES.get,
+        cache=cache,
+    )
+    assert again[1] is first[1]
+    assert holds(first[1], env())
+    other = compiled(
+        entity, "amount > 5", expect="boolean", allow_change_refs=False, resolve_entity=ENTITIES.get
+    )
+    assert other[1] is not first[1]  # no cache: compiled afresh
+
+
+def test_the_compiled_cache_is_bounded() -> None:
+    entity = fresh_entity()
+    cache: dict[Any, Any] = {}
+    for n in range(CACHE_SIZE + 10):
+        compiled(
+            entity,
+            f"amount > {n}",
+            expect="boolean",
+            allow_change_refs=False,
+            resolve_entity=ENTITIES.get,
+            cache=cache,
+        )
+    assert len(cache) == CACHE_SIZE
+    assert ("amount > 0", "boolean", False) not in cache  # the oldest went first
 
 
 def test_compiled_keys_on_expectation_and_change_scope() -> None:

@@ -12,13 +12,12 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from metacrm.platform.app import create_app, health_route
-from metacrm.platform.db import make_engine, reading, refresh_statistics
+from metacrm.platform.db import refresh_statistics
 from metacrm.platform.errors import MetacrmError, NotFound
-from metacrm.platform.install import SECRET_KEY, is_installed, stored_setting
-from metacrm.platform.invalidation import Listener, use_redis
+from metacrm.platform.install import is_installed
+from metacrm.platform.invalidation import Listener
 from metacrm.platform.settings import Settings
-from metacrm.platform.tasks import InProcessQueue, start_queue, stop_queue
-from metacrm.runtime import jobs
+from metacrm.platform.tasks import InProcessQueue
 from metacrm.runtime.api import (
     approvals,
     directory,
@@ -28,13 +27,14 @@ from metacrm.runtime.api import (
     pipelines,
     records,
     roles,
+    tokens,
     webhooks,
 )
 from metacrm.runtime.api.context import Runtime
+from metacrm.runtime.services import Services
+from metacrm.runtime.startup import build_services
 
 V1 = "/api/v1"
-# Every task this app may enqueue must be registered before its queue starts.
-assert jobs.__name__
 
 ROUTES = [
     ("GET", f"{V1}/openapi.json", openapi.openapi_json),
@@ -43,6 +43,8 @@ ROUTES = [
     ("POST", f"{V1}/meta/entities", meta.create_entity),
     ("GET", f"{V1}/meta/entities/{{name}}", meta.get_entity),
     ("PUT", f"{V1}/meta/entities/{{name}}", meta.replace_entity),
+    ("DELETE", f"{V1}/meta/entities/{{name}}", meta.delete_entity),
+    ("POST", f"{V1}/meta/entities/{{name}}/restore", meta.restore_entity),
     ("POST", f"{V1}/meta/entities/{{name}}/fields", meta.add_field),
     ("PATCH", f"{V1}/meta/entities/{{name}}/fields/{{field}}", meta.change_field),
     ("DELETE", f"{V1}/meta/entities/{{name}}/fields/{{field}}", meta.delete_field),
@@ -76,6 +78,9 @@ ROUTES = [
     ("DELETE", f"{V1}/org-units/{{id}}", directory.delete_org_unit),
     ("GET", f"{V1}/me", directory.me),
     ("GET", f"{V1}/me/permissions", directory.my_permissions),
+    ("POST", f"{V1}/tokens", tokens.create_token),
+    ("GET", f"{V1}/tokens", tokens.list_tokens),
+    ("DELETE", f"{V1}/tokens/{{id}}", tokens.delete_token),
     ("GET", f"{V1}/webhooks", webhooks.list_webhooks),
     ("POST", f"{V1}/webhooks", webhooks.create_webhook),
     ("GET", f"{V1}/webhooks/{{id}}", webhooks.get_webhook),
@@ -120,40 +125,39 @@ def _dispatch(methods: dict[str, object]):  # type: ignore[no-untyped-def]
     return endpoint
 
 
-def build_app(settings: Settings, engine: Engine | None = None) -> Starlette:
-    engine = engine or make_engine(settings.database_url)
-    if not is_installed(engine):
+def build_app(
+    settings: Settings, engine: Engine | None = None, *, services: Services | None = None
+) -> Starlette:
+    """The web app over `services` (built with the built-in registry when not given)."""
+    services = services or build_services(settings, engine)
+    if not is_installed(services.engine):
         raise MetacrmError("the database is not initialised; run `metacrm init` first")
-    refresh_statistics(engine)
-    with reading(engine) as conn:
-        secret = settings.secret_key or stored_setting(conn, SECRET_KEY) or ""
+    refresh_statistics(services.engine)
     templates = Environment(
         loader=PackageLoader("metacrm.runtime.api", "templates"),
         autoescape=select_autoescape(["html"]),
     )
-    runtime = Runtime(settings, engine, secret)
+    runtime = Runtime(services)
     return create_app(
-        [health_route(engine, settings.redis_url), *_routes()],
-        {"runtime": runtime, "templates": templates, "engine": engine},
-        lifespan=partial(_background, runtime),
+        [health_route(services.engine, settings.redis_url), *_routes()],
+        {"runtime": runtime, "templates": templates, "engine": services.engine},
+        lifespan=partial(_background, services),
     )
 
 
 @asynccontextmanager
-async def _background(runtime: Runtime, _app: Starlette) -> AsyncIterator[None]:
+async def _background(services: Services, _app: Starlette) -> AsyncIterator[None]:
     """While the app serves: its task queue, and with Redis the metadata-change listener;
     without Redis the periodic jobs run here too, on a timer."""
-    settings, engine = runtime.settings, runtime.engine
-    queue = start_queue(settings, engine)
+    queue = services.queue
     listener = None
     if isinstance(queue, InProcessQueue):
         queue.start_periodic()
-    if settings.redis_url:
-        use_redis(engine, settings.redis_url)
-        listener = Listener(settings.redis_url, runtime.catalogs.invalidate)
+    if services.settings.redis_url:
+        listener = Listener(services.settings.redis_url, services.catalogs.invalidate)
     try:
         yield
     finally:
         if listener is not None:
             listener.close()
-        stop_queue(engine)
+        services.close()

@@ -197,7 +197,7 @@ async def delegate(request: Request) -> Response:
     body = await read_json(request)
     created = await runtime_of(request).run(
         request,
-        lambda w: approvals.create_delegation(w.conn, w.user, body, w.records().now),
+        lambda w: approvals.create_delegation(w.conn, w.user, body, w.now),
         write=True,
     )
     return JSONResponse(created, status_code=201)

@@ -1,12 +1,13 @@
 """What every endpoint needs: a database transaction, the caller, and the metadata snapshot.
 
 Requests run their database work in a worker thread, in one transaction that authenticates the
-caller, reads the metadata stamp and does the work.
+caller, reads the metadata stamp and does the work, in a request context (`Work`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -14,31 +15,46 @@ from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from metacrm.platform.db import reading, writing
 from metacrm.platform.errors import Forbidden, Unauthorized
-from metacrm.platform.settings import Settings
-from metacrm.platform.users import User, authenticate
-from metacrm.runtime.catalog import Catalog, CatalogCache
+from metacrm.platform.ratelimit import RateLimiter
+from metacrm.platform.signin import SignInPolicy
+from metacrm.platform.users import authenticate
+from metacrm.runtime.context import RequestContext
 from metacrm.runtime.records import RecordService
+from metacrm.runtime.services import Services
 
 T = TypeVar("T")
 
 
-@dataclass
-class Work:
-    conn: Connection
-    user: User
-    catalog: Catalog
-    secret: str
+@dataclass(frozen=True)
+class Work(RequestContext):
+    """A request's context, with the record service at hand."""
 
     def records(self) -> RecordService:
-        return RecordService(self.conn, self.catalog, self.user, self.secret)
+        return RecordService(self)
+
+    @property
+    def secret(self) -> str:
+        return self.host.secret
 
 
 class Runtime:
-    def __init__(self, settings: Settings, engine: Engine, secret: str) -> None:
-        self.settings, self.engine, self.secret = settings, engine, secret
-        self.catalogs = CatalogCache()
+    """The API's door to the services: runs endpoint work in a transaction as the caller."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @property
+    def engine(self) -> Engine:
+        return self.services.engine
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.services.limiter
+
+    @property
+    def signin_policy(self) -> SignInPolicy:
+        return self.services.signin_policy
 
     async def run(
         self,
@@ -52,14 +68,18 @@ class Runtime:
         return await run_in_threadpool(self._run, token, fn, write, admin)
 
     def _run(self, token: str, fn: Callable[[Work], T], write: bool, admin: bool) -> T:
-        with (writing if write else reading)(self.engine) as conn:
+        services = self.services
+        transaction: AbstractContextManager[Connection] = (
+            services.writing() if write else services.reading()
+        )
+        with transaction as conn:
             session = authenticate(conn, token)
             if session is None:
                 raise Unauthorized("the token is not valid")
             if admin and not session.user.is_admin:
                 raise Forbidden("only admins may change metadata")
-            catalog = self.catalogs.snapshot(conn, session.meta_stamp)
-            return fn(Work(conn, session.user, catalog, self.secret))
+            catalog = services.catalog(conn, session.meta_stamp)
+            return fn(Work(conn, catalog, session.user, services, now=services.clock()))
 
 
 def runtime_of(request: Request) -> Runtime:

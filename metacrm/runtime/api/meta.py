@@ -13,7 +13,7 @@ from metacrm.metadata import store
 from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
 from metacrm.metadata.model import EntityDef
 from metacrm.platform.errors import BadRequest, NotFound, Unprocessable
-from metacrm.runtime import rule_tester
+from metacrm.runtime import entity_removal, rule_tester
 from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.api.params import parse_bool
@@ -137,12 +137,44 @@ async def delete_field(request: Request) -> Response:
     return _result(result)
 
 
+async def delete_entity(request: Request) -> Response:
+    """Hide the entity (table and records kept, restorable) or, with `?purge=true`, drop it."""
+    name = request.path_params["name"]
+    purge = parse_bool(request.query_params.get("purge"), "purge")
+    result = await runtime_of(request).run(
+        request,
+        lambda w: entity_removal.remove_entity(w.conn, w.catalog, w.user.id, name, purge=purge),
+        write=True,
+        admin=True,
+    )
+    body = {
+        "name": name,
+        "deleted": True,
+        "purged": purge,
+        "version": result.entity.version,
+        "plan": result.plan.as_json(),
+    }
+    return JSONResponse(body)
+
+
+async def restore_entity(request: Request) -> Response:
+    """Bring a deleted entity back as it was when it was deleted."""
+    name = request.path_params["name"]
+    result = await runtime_of(request).run(
+        request, lambda w: _changed(w, lambda d: d.undelete(name)), write=True, admin=True
+    )
+    return _result(result)
+
+
 async def entity_versions(request: Request) -> Response:
     name = request.path_params["name"]
 
     def history(work: Work) -> list[dict[str, Any]]:
-        work.catalog.entity(name)
-        return [v.as_json() for v in store.versions(work.conn, store.ENTITY, name)]
+        # A deleted entity keeps its history: it says which version to restore.
+        found = [v.as_json() for v in store.versions(work.conn, store.ENTITY, name)]
+        if not found:
+            raise NotFound(f"no entity named {name!r}")
+        return found
 
     return JSONResponse({"data": await runtime_of(request).run(request, history)})
 

@@ -3,79 +3,37 @@ only their own; someone else's notification is a 404, as if it did not exist."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import func, select, update
 from starlette.requests import Request
 from starlette.responses import Response
 
-from metacrm.platform.clock import iso_utc, utcnow
-from metacrm.platform.errors import NotFound
-from metacrm.platform.systables import notifications
-from metacrm.runtime.api.context import Work, runtime_of
+from metacrm.runtime import notifications
+from metacrm.runtime.api.context import runtime_of
 from metacrm.runtime.api.http import JSONResponse
 from metacrm.runtime.api.params import parse_bool, parse_limit
-
-inbox = notifications.c
-
-
-def notification_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "title": row.title,
-        "body": row.body,
-        "entity": row.entity,
-        "record_id": row.record_id,
-        "created_at": iso_utc(row.created_at),
-        "read_at": iso_utc(row.read_at),
-    }
 
 
 async def list_notifications(request: Request) -> Response:
     unread_only = parse_bool(request.query_params.get("unread"), "unread")
     limit = parse_limit(request.query_params.get("limit"))
-
-    def listed(work: Work) -> dict[str, Any]:
-        mine = inbox.user_id == work.user.id
-        query = select(notifications).where(mine)
-        if unread_only:
-            query = query.where(inbox.read_at.is_(None))
-        rows = work.conn.execute(
-            query.order_by(inbox.created_at.desc(), inbox.id.desc()).limit(limit)
-        )
-        unread = work.conn.execute(
-            select(func.count()).where(mine, inbox.read_at.is_(None))
-        ).scalar_one()
-        return {"data": [notification_json(row) for row in rows], "unread": unread}
-
-    return JSONResponse(await runtime_of(request).run(request, listed))
+    listed = await runtime_of(request).run(
+        request,
+        lambda w: notifications.inbox_of(w.conn, w.user.id, unread_only=unread_only, limit=limit),
+    )
+    return JSONResponse(listed)
 
 
 async def mark_read(request: Request) -> Response:
     notification_id = request.path_params["id"]
-
-    def mark(work: Work) -> dict[str, Any]:
-        own = (inbox.id == notification_id, inbox.user_id == work.user.id)
-        # Reading it twice keeps the first time it was read.
-        work.conn.execute(
-            update(notifications).where(*own, inbox.read_at.is_(None)).values(read_at=utcnow())
-        )
-        row = work.conn.execute(select(notifications).where(*own)).first()
-        if row is None:
-            raise NotFound(f"you have no notification {notification_id!r}")
-        return notification_json(row)
-
-    return JSONResponse(await runtime_of(request).run(request, mark, write=True))
+    marked = await runtime_of(request).run(
+        request,
+        lambda w: notifications.mark_read(w.conn, w.user.id, notification_id),
+        write=True,
+    )
+    return JSONResponse(marked)
 
 
 async def read_all(request: Request) -> Response:
-    def mark(work: Work) -> dict[str, int]:
-        marked = work.conn.execute(
-            update(notifications)
-            .where(inbox.user_id == work.user.id, inbox.read_at.is_(None))
-            .values(read_at=utcnow())
-        ).rowcount
-        return {"marked": marked}
-
-    return JSONResponse(await runtime_of(request).run(request, mark, write=True))
+    marked = await runtime_of(request).run(
+        request, lambda w: notifications.mark_all_read(w.conn, w.user.id), write=True
+    )
+    return JSONResponse({"marked": marked})

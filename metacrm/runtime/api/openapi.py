@@ -220,6 +220,18 @@ def _meta_paths() -> dict[str, Any]:
                 "parameters": [_query("dry_run", {"type": "boolean"}, "Plan only")],
                 "responses": ok,
             },
+            "delete": {
+                "operationId": "delete_entity",
+                "tags": tags,
+                "parameters": [
+                    _query("purge", {"type": "boolean"}, "Drop the table and records for good")
+                ],
+                "responses": {**ok, "422": _problem("Other metadata uses the entity")},
+            },
+        },
+        "/api/v1/meta/entities/{name}/restore": {
+            "parameters": [name],
+            "post": {"operationId": "restore_entity", "tags": tags, "responses": ok},
         },
         "/api/v1/meta/entities/{name}/fields": {
             "parameters": [name],
@@ -390,10 +402,104 @@ def _management_paths(entities: list[str]) -> dict[str, Any]:
     return paths
 
 
+TIME = {"type": "string", "format": "date-time"}
+TOKEN_SCHEMAS: dict[str, Any] = {
+    "SignIn": {
+        "type": "object",
+        "required": ["email", "password"],
+        "additionalProperties": False,
+        "properties": {
+            "email": {"type": "string", "minLength": 1},
+            "password": {"type": "string", "minLength": 1},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        },
+    },
+    "NewToken": {
+        "type": "object",
+        "required": ["id", "name", "token", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "token": {"type": "string", "description": "Shown only in this answer"},
+            "created_at": TIME,
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["id", "user", "name", "created_at", "revoked_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "user": {"type": "string"},
+            "name": {"type": "string"},
+            "created_at": TIME,
+            "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+}
+
+
+def _token_paths() -> dict[str, Any]:
+    """Sign-in (no token needed) and the caller's tokens."""
+    tags = ["tokens"]
+    sign_in = {"$ref": "#/components/schemas/SignIn"}
+    token_list = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}},
+    }
+    return {
+        "/api/v1/tokens": {
+            "post": {
+                "operationId": "create_token",
+                "tags": tags,
+                "security": [],
+                "description": "Sign in with an email and a password; the token is shown once.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": sign_in}},
+                },
+                "responses": {
+                    "201": _json({"$ref": "#/components/schemas/NewToken"}, "Created"),
+                    "400": ERRORS["400"],
+                    "401": _problem("The email or password is not right"),
+                    "413": WRITE_ERRORS["413"],
+                    "415": WRITE_ERRORS["415"],
+                    "422": _problem("Not a sign-in"),
+                    "429": {
+                        **_problem("Too many attempts for this account or address"),
+                        "headers": {
+                            "Retry-After": {
+                                "description": "Seconds until the next attempt may be made",
+                                "schema": {"type": "integer"},
+                            }
+                        },
+                    },
+                },
+            },
+            "get": {
+                "operationId": "list_tokens",
+                "tags": tags,
+                "parameters": [
+                    _query("user", {"type": "string"}, "Another user's id (admins only)")
+                ],
+                "responses": {"200": _json(token_list), **ERRORS},
+            },
+        },
+        "/api/v1/tokens/{id}": {
+            "parameters": _path_parameters("/api/v1/tokens/{id}"),
+            "delete": {
+                "operationId": "revoke_token",
+                "tags": tags,
+                "responses": {"204": {"description": "Revoked"}, **ERRORS},
+            },
+        },
+    }
+
+
 def build_openapi(catalog: Catalog, permissions: Permissions | None = None) -> dict[str, Any]:
     """The document as the caller sees the metadata: entities they may use, and in each record
     schema only the fields some role of theirs shows them."""
-    schemas: dict[str, Any] = {"Problem": PROBLEM}
+    schemas: dict[str, Any] = {"Problem": PROBLEM, **TOKEN_SCHEMAS}
     paths: dict[str, Any] = {
         "/healthz": {
             "get": {
@@ -416,6 +522,7 @@ def build_openapi(catalog: Catalog, permissions: Permissions | None = None) -> d
             if any(permissions.may(e, action) for action in ACTIONS)
         ]
     paths.update(_management_paths([e.name for e in entities]))
+    paths.update(_token_paths())
     for entity in entities:
         title = _schema_name(entity.name)
         schemas[title] = output_schema(entity)

@@ -18,7 +18,7 @@ from metacrm.runtime.pipelines.timeline import set_plan, timeline
 
 
 def _designer(work: Work) -> PipelineDesigner:
-    return PipelineDesigner(work.conn, work.user.id, work.catalog)
+    return PipelineDesigner(work.records())
 
 
 def _summary(doc: store.StoredDocument) -> dict[str, Any]:

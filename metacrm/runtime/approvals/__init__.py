@@ -1,12 +1,11 @@
 """Approval workflows at run time: submissions, steps, decisions, locks, delegation and
-escalation. The record service reaches this package through `runtime.processes` (the lock and
+escalation. The record service reaches this package through its write hook (hook.py: the lock and
 auto-submission); the API, stage pipelines and the periodic job call the functions below."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from metacrm.runtime.approvals.auto import after_write
 from metacrm.runtime.approvals.delegations import (
     create_delegation,
     delete_delegation,
@@ -15,17 +14,14 @@ from metacrm.runtime.approvals.delegations import (
 from metacrm.runtime.approvals.engine import decide, recall
 from metacrm.runtime.approvals.escalation import run_escalations
 from metacrm.runtime.approvals.handover import reassign
-from metacrm.runtime.approvals.lock import check_lock
+from metacrm.runtime.approvals.hook import ApprovalHook
 from metacrm.runtime.approvals.submission import submit as submit_approval
 from metacrm.runtime.approvals.views import approval_json, inbox, record_approvals, visible
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
+from metacrm.runtime.context import Records
 
 __all__ = [
-    "after_write",
+    "ApprovalHook",
     "approval_json",
-    "check_lock",
     "create_delegation",
     "decide",
     "delete_delegation",
@@ -41,14 +37,14 @@ __all__ = [
 
 
 def submit(
-    service: RecordService,
+    records: Records,
     entity_name: str,
     record_id: str,
     process_name: str,
     *,
     comment: str | None = None,
 ) -> dict[str, Any]:
-    """Submit a record to an approval process as the service's user; returns the approval as
+    """Submit a record to an approval process as the caller; returns the approval as
     JSON (with its tasks and log)."""
-    approval = submit_approval(service, entity_name, record_id, process_name, comment=comment)
-    return approval_json(service, approval)
+    approval = submit_approval(records, entity_name, record_id, process_name, comment=comment)
+    return approval_json(records, approval)

@@ -10,7 +10,7 @@ A record deleted in the meantime is left alone and the skipped action is logged.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.values import to_json
@@ -19,10 +19,8 @@ from metacrm.runtime.approvals import instances
 from metacrm.runtime.approvals.approvers import role_holders
 from metacrm.runtime.approvals.conditions import stored_record
 from metacrm.runtime.approvals.instances import Approval
+from metacrm.runtime.context import Records
 from metacrm.runtime.notifications import notify
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
 
 NOTICE = "approval.notice"
 
@@ -30,63 +28,63 @@ Action = Mapping[str, Any]
 
 
 def run_actions(
-    service: RecordService, approval: Approval, actions: Sequence[Action], moment: str
+    records: Records, approval: Approval, actions: Sequence[Action], moment: str
 ) -> None:
     if not actions:
         return
-    entity = service.catalog.entity(approval.entity)
+    entity = records.ctx.catalog.entity(approval.entity)
     for action in actions:
-        _RUNNERS[action["type"]](service, entity, approval, action, moment)
+        _RUNNERS[action["type"]](records, entity, approval, action, moment)
 
 
 def _write(
-    service: RecordService,
+    records: Records,
     entity: EntityDef,
     approval: Approval,
     moment: str,
     values: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> None:
     try:
-        record = stored_record(service, entity, approval.record_id)
+        record = stored_record(records.ctx, entity, approval.record_id)
     except NotFound:
         instances.log(
-            service.conn,
+            records.ctx.conn,
             approval,
             "action_skipped",
-            at=service.now,
-            by=service.user.id,
+            at=records.ctx.now,
+            by=records.ctx.user.id,
             moment=moment,
             reason="the record is deleted",
         )
         return
-    service.elevated().update(entity.name, approval.record_id, values(record))
+    records.elevated().update(entity.name, approval.record_id, values(record))
 
 
 def _set_field(
-    service: RecordService, entity: EntityDef, approval: Approval, action: Action, moment: str
+    records: Records, entity: EntityDef, approval: Approval, action: Action, moment: str
 ) -> None:
     def values(record: dict[str, Any]) -> dict[str, Any]:
-        value = service.write_context().value(entity, action["expression"], record)
+        value = records.ctx.rules().value(entity, action["expression"], record)
         return {action["field"]: to_json(value)}
 
-    _write(service, entity, approval, moment, values)
+    _write(records, entity, approval, moment, values)
 
 
 def _move_stage(
-    service: RecordService, entity: EntityDef, approval: Approval, action: Action, moment: str
+    records: Records, entity: EntityDef, approval: Approval, action: Action, moment: str
 ) -> None:
-    _write(service, entity, approval, moment, lambda _record: {action["field"]: action["stage"]})
+    _write(records, entity, approval, moment, lambda _record: {action["field"]: action["stage"]})
 
 
 def _notify(
-    service: RecordService, entity: EntityDef, approval: Approval, action: Action, _moment: str
+    records: Records, entity: EntityDef, approval: Approval, action: Action, _moment: str
 ) -> None:
-    recipients = recipients_of(service, entity, approval, action["to"])
+    recipients = recipients_of(records, entity, approval, action["to"])
     message = action["message"]
     title = message.get("en") or next(iter(message.values()))
     body = f"{approval.process.title}: {entity.name} {approval.record_id}"
     notify(
-        service.conn,
+        records.ctx.conn,
         recipients,
         NOTICE,
         title,
@@ -97,7 +95,7 @@ def _notify(
 
 
 def recipients_of(
-    service: RecordService, entity: EntityDef, approval: Approval, to: Sequence[Any]
+    records: Records, entity: EntityDef, approval: Approval, to: Sequence[Any]
 ) -> list[str]:
     found: list[str] = []
     for item in to:
@@ -105,16 +103,16 @@ def recipients_of(
             found.append(approval.submitted_by)
         elif item == "owner":
             try:
-                owner = stored_record(service, entity, approval.record_id).get("owner")
+                owner = stored_record(records.ctx, entity, approval.record_id).get("owner")
             except NotFound:
                 owner = None
             found.extend([owner] if owner else [])
         elif item == "approvers":
-            found.extend(t.approver_id for t in instances.tasks(service.conn, approval.id))
+            found.extend(t.approver_id for t in instances.tasks(records.ctx.conn, approval.id))
         elif "user" in item:
             found.append(item["user"])
         else:
-            found.extend(role_holders(service.conn, item["role"]))
+            found.extend(role_holders(records.ctx.conn, item["role"]))
     return list(dict.fromkeys(found))
 
 

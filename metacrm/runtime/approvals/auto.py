@@ -7,30 +7,29 @@ a record that demands approval which nobody could give would leave it silently u
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from metacrm.metadata.model import EntityDef
 from metacrm.runtime.approvals.conditions import condition_holds
 from metacrm.runtime.approvals.submission import auto_submit
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
+from metacrm.runtime.context import Records
 
 
 def after_write(
-    service: RecordService,
+    records: Records,
     entity: EntityDef,
     record_id: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
 ) -> None:
     """Submit the record to every `auto` process whose condition the write made true."""
-    for process in service.catalog.approval_processes_of(entity.name):
+    for process in records.ctx.catalog.approval_processes_of(entity.name):
         condition = process.auto_condition
         if process.trigger != "auto" or not condition:
             continue
-        if not condition_holds(service, entity, condition, after, before):
+        if not condition_holds(records.ctx, entity, condition, after, before):
             continue
-        if before is not None and condition_holds(service, entity, condition, before):
+        if before is not None and condition_holds(records.ctx, entity, condition, before):
             continue
-        auto_submit(service, entity, process, record_id)
+        auto_submit(records, entity, process, record_id)

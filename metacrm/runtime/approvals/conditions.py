@@ -4,23 +4,22 @@ the rule sees the caller as `$user`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
 
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.values import from_storage
 from metacrm.platform.errors import NotFound
+from metacrm.runtime.context import RequestContext
 from metacrm.runtime.rules import holds
 
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
 
-
-def stored_record(service: RecordService, entity: EntityDef, record_id: str) -> dict[str, Any]:
+def stored_record(ctx: RequestContext, entity: EntityDef, record_id: str) -> dict[str, Any]:
     """The record's stored values; NotFound when it is gone (deleted)."""
-    table = service.catalog.table(entity.name)
-    row = service.conn.execute(
+    table = ctx.catalog.table(entity.name)
+    row = ctx.conn.execute(
         select(table).where(table.c.id == record_id, table.c.deleted_at.is_(None))
     ).first()
     if row is None:
@@ -29,11 +28,11 @@ def stored_record(service: RecordService, entity: EntityDef, record_id: str) -> 
 
 
 def condition_holds(
-    service: RecordService,
+    ctx: RequestContext,
     entity: EntityDef,
     text: str,
-    record: dict[str, Any],
-    old: dict[str, Any] | None = None,
+    record: Mapping[str, Any],
+    old: Mapping[str, Any] | None = None,
 ) -> bool:
-    context = service.write_context()
+    context = ctx.rules()
     return holds(context.condition(entity, text), context.env(entity, record, old))

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, select
 from metacrm.metadata.values import to_json
 from metacrm.platform.clock import as_utc
 from metacrm.platform.errors import FieldError, NotFound, Unprocessable
-from metacrm.platform.ids import new_id
+from metacrm.platform.ids import is_valid_id, new_id
 from metacrm.platform.systables import delegations, users
 from metacrm.platform.users import User
 
@@ -107,7 +107,7 @@ def delete_delegation(conn: Connection, user: User, delegation_id: str) -> None:
 
 
 def _active_user(conn: Connection, user_id: str) -> bool:
-    if len(user_id) > 26 or "\x00" in user_id:
+    if not is_valid_id(user_id):
         return False
     found = select(users.c.id).where(users.c.id == user_id, users.c.is_active.is_(True))
     return conn.execute(found).first() is not None

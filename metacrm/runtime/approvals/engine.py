@@ -11,13 +11,12 @@ is skipped; when no step is left, the approval is approved.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection
 
 from metacrm.metadata.approvals import StepDef
 from metacrm.platform.errors import Conflict, Forbidden, NotFound
-from metacrm.platform.events import publish
 from metacrm.runtime.approvals import instances
 from metacrm.runtime.approvals.actions import run_actions
 from metacrm.runtime.approvals.approvers import admins, resolve
@@ -32,16 +31,15 @@ from metacrm.runtime.approvals.transitions import (
     quorum_reachable,
     step_outcome,
 )
+from metacrm.runtime.context import Records
+from metacrm.runtime.events import publish
 from metacrm.runtime.notifications import notify
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
 
 # The process actions that run when an approval ends so.
 FINAL_MOMENTS = {APPROVED: "on_approve", REJECTED: "on_reject"}
 
 
-def publish_event(service: RecordService, approval: Approval, kind: str, **extra: Any) -> None:
+def publish_event(records: Records, approval: Approval, kind: str, **extra: Any) -> None:
     payload = {
         "approval": approval.id,
         "process": approval.process.name,
@@ -52,44 +50,43 @@ def publish_event(service: RecordService, approval: Approval, kind: str, **extra
         **extra,
     }
     publish(
-        service.conn,
+        records.ctx,
         f"approval.{kind}",
         payload=payload,
         entity=approval.entity,
         record_id=approval.record_id,
-        actor=service.user.id,
     )
 
 
 # ---- steps ----------------------------------------------------------------------------------
 
 
-def start_from(service: RecordService, approval: Approval, index: int) -> Approval:
+def start_from(records: Records, approval: Approval, index: int) -> Approval:
     """Start the first step from `index` whose condition holds; approve when none is left."""
-    entity = service.catalog.entity(approval.entity)
+    entity = records.ctx.catalog.entity(approval.entity)
     for step in approval.process.steps[index:]:
         try:
-            record = stored_record(service, entity, approval.record_id)
+            record = stored_record(records.ctx, entity, approval.record_id)
         except NotFound:
             record = {}
-        if step.condition and not condition_holds(service, entity, step.condition, record):
+        if step.condition and not condition_holds(records.ctx, entity, step.condition, record):
             instances.log(
-                service.conn,
+                records.ctx.conn,
                 approval,
                 "step_skipped",
-                at=service.now,
-                by=service.user.id,
+                at=records.ctx.now,
+                by=records.ctx.user.id,
                 step=step.index,
             )
             continue
-        return _assign(service, approval, step, record)
-    return finish(service, approval, APPROVED)
+        return _assign(records, approval, step, record)
+    return finish(records, approval, APPROVED)
 
 
 def _assign(
-    service: RecordService, approval: Approval, step: StepDef, record: dict[str, Any]
+    records: Records, approval: Approval, step: StepDef, record: dict[str, Any]
 ) -> Approval:
-    conn, now = service.conn, service.now
+    conn, now = records.ctx.conn, records.ctx.now
     approval = instances.save_state(conn, approval, step=step.index)
     named = resolve(conn, step.approvers, submitter=approval.submitted_by, record=record)
     if not named:
@@ -99,7 +96,7 @@ def _assign(
             approval,
             "no_approver",
             at=now,
-            by=service.user.id,
+            by=records.ctx.user.id,
             step=step.index,
             assigned_to=named,
         )
@@ -110,11 +107,11 @@ def _assign(
             approval,
             "quorum_unreachable",
             at=now,
-            by=service.user.id,
+            by=records.ctx.user.id,
             step=step.index,
             approvers=len(holders),
         )
-        return finish(service, approval, REJECTED)
+        return finish(records, approval, REJECTED)
     for holder, original in holders.items():
         instances.add_task(conn, approval, step, holder, now, original=original)
     instances.log(
@@ -122,11 +119,11 @@ def _assign(
         approval,
         "step_started",
         at=now,
-        by=service.user.id,
+        by=records.ctx.user.id,
         step=step.index,
         approvers=list(holders),
     )
-    notify_assigned(service, approval, step, list(holders))
+    notify_assigned(records, approval, step, list(holders))
     return approval
 
 
@@ -141,10 +138,10 @@ def task_holders(conn: Connection, named: list[str], now: datetime) -> dict[str,
 
 
 def notify_assigned(
-    service: RecordService, approval: Approval, step: StepDef, holders: list[str]
+    records: Records, approval: Approval, step: StepDef, holders: list[str]
 ) -> None:
     notify(
-        service.conn,
+        records.ctx.conn,
         holders,
         "approval.assigned",
         f"Approval needed: {approval.process.title}",
@@ -157,11 +154,9 @@ def notify_assigned(
 # ---- answers --------------------------------------------------------------------------------
 
 
-def decide(
-    service: RecordService, approval_id: str, answer: str, comment: str | None = None
-) -> Approval:
+def decide(records: Records, approval_id: str, answer: str, comment: str | None = None) -> Approval:
     """The caller answers their pending task of the current step (APPROVED or REJECTED)."""
-    conn, user = service.conn, service.user
+    conn, user = records.ctx.conn, records.ctx.user
     before = instances.load(conn, approval_id)
     if not any(t.approver_id == user.id for t in instances.tasks(conn, before.id)):
         raise Forbidden("only an approver of this approval may answer it")
@@ -175,13 +170,13 @@ def decide(
     if step is None or not mine:
         raise Forbidden("you are not an approver of the current step")
     task = next((t for t in mine if t.status == PENDING), None)
-    if task is None or not instances.end_task(conn, task.id, answer, service.now, comment):
+    if task is None or not instances.end_task(conn, task.id, answer, records.ctx.now, comment):
         raise Conflict("you have already answered this step, or it is no longer yours")
     instances.log(
         conn,
         approval,
         answer,
-        at=service.now,
+        at=records.ctx.now,
         by=user.id,
         step=step.index,
         comment=comment,
@@ -191,22 +186,22 @@ def decide(
     outcome = step_outcome(step.mode, step.quorum, statuses)
     if outcome is None:
         return approval
-    instances.cancel_pending(conn, approval.id, service.now)
+    instances.cancel_pending(conn, approval.id, records.ctx.now)
     if outcome == REJECTED:
-        run_actions(service, approval, step.actions("on_reject"), "on_reject")
-        return finish(service, approval, REJECTED)
-    instances.log(conn, approval, "step_approved", at=service.now, by=user.id, step=step.index)
-    publish_event(service, approval, "step_approved", step=step.name)
-    run_actions(service, approval, step.actions("on_approve"), "on_approve")
-    return start_from(service, approval, step.index + 1)
+        run_actions(records, approval, step.actions("on_reject"), "on_reject")
+        return finish(records, approval, REJECTED)
+    instances.log(conn, approval, "step_approved", at=records.ctx.now, by=user.id, step=step.index)
+    publish_event(records, approval, "step_approved", step=step.name)
+    run_actions(records, approval, step.actions("on_approve"), "on_approve")
+    return start_from(records, approval, step.index + 1)
 
 
-def finish(service: RecordService, approval: Approval, outcome: str) -> Approval:
-    conn, now = service.conn, service.now
+def finish(records: Records, approval: Approval, outcome: str) -> Approval:
+    conn, now = records.ctx.conn, records.ctx.now
     instances.cancel_pending(conn, approval.id, now)
     approval = instances.save_state(conn, approval, status=outcome, finished_at=now)
-    instances.log(conn, approval, outcome_action(outcome), at=now, by=service.user.id)
-    publish_event(service, approval, outcome)
+    instances.log(conn, approval, outcome_action(outcome), at=now, by=records.ctx.user.id)
+    publish_event(records, approval, outcome)
     notify(
         conn,
         [approval.submitted_by],
@@ -217,7 +212,7 @@ def finish(service: RecordService, approval: Approval, outcome: str) -> Approval
         record_id=approval.record_id,
     )
     moment = FINAL_MOMENTS[outcome]
-    run_actions(service, approval, approval.process.actions(moment), moment)
+    run_actions(records, approval, approval.process.actions(moment), moment)
     return approval
 
 
@@ -226,28 +221,28 @@ def outcome_action(outcome: str) -> str:
     return f"process_{outcome}"
 
 
-def recall(service: RecordService, approval_id: str, comment: str | None = None) -> Approval:
+def recall(records: Records, approval_id: str, comment: str | None = None) -> Approval:
     """The submitter (or an admin) withdraws a pending approval."""
-    before = instances.load(service.conn, approval_id)
-    if service.user.id != before.submitted_by and not service.user.is_admin:
+    before = instances.load(records.ctx.conn, approval_id)
+    if records.ctx.user.id != before.submitted_by and not records.ctx.user.is_admin:
         raise Forbidden("only the submitter or an admin may recall an approval")
-    approval = instances.claim(service.conn, approval_id)
-    holders = instances.cancel_pending(service.conn, approval.id, service.now)
+    approval = instances.claim(records.ctx.conn, approval_id)
+    holders = instances.cancel_pending(records.ctx.conn, approval.id, records.ctx.now)
     approval = instances.save_state(
-        service.conn, approval, status=RECALLED, finished_at=service.now
+        records.ctx.conn, approval, status=RECALLED, finished_at=records.ctx.now
     )
     instances.log(
-        service.conn,
+        records.ctx.conn,
         approval,
         RECALLED,
-        at=service.now,
-        by=service.user.id,
+        at=records.ctx.now,
+        by=records.ctx.user.id,
         step=approval.step,
         comment=comment,
     )
-    publish_event(service, approval, RECALLED, comment=comment)
+    publish_event(records, approval, RECALLED, comment=comment)
     notify(
-        service.conn,
+        records.ctx.conn,
         holders,
         "approval.recalled",
         f"{approval.process.title}: recalled",
@@ -255,5 +250,5 @@ def recall(service: RecordService, approval_id: str, comment: str | None = None)
         entity=approval.entity,
         record_id=approval.record_id,
     )
-    run_actions(service, approval, approval.process.actions("on_recall"), "on_recall")
+    run_actions(records, approval, approval.process.actions("on_recall"), "on_recall")
     return approval

@@ -1,9 +1,10 @@
 """The clock's part: remind approvers past a step's SLA once, and hand a task still unanswered
 after `escalate_after_hours` (twice the SLA unless set) to the approver's manager.
 
-`run_escalations` is the periodic job; it takes `now` so tests (and catch-up runs) control the
-clock. An approver without an active manager keeps the task; the log says so once. Each task is
-handled under its approval's claim, so a decision racing the job is never overwritten.
+`run_escalations` is the periodic job; it runs in a context whose `now` the caller sets, so
+tests (and catch-up runs) control the clock. An approver without an active manager keeps the
+task; the log says so once. Each task is handled under its approval's claim, so a decision
+racing the job is never overwritten.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from metacrm.runtime.approvals.delegations import delegate_for
 from metacrm.runtime.approvals.handover import hand_over
 from metacrm.runtime.approvals.instances import Approval, Task
 from metacrm.runtime.approvals.transitions import PENDING
+from metacrm.runtime.context import RequestContext
 from metacrm.runtime.notifications import notify
 
 NOT_ESCALATED = "escalation_failed"
 
 
-def run_escalations(conn: Connection, now: datetime) -> dict[str, int]:
+def run_escalations(ctx: RequestContext) -> dict[str, int]:
+    conn, now = ctx.conn, ctx.now
     counts = {"reminded": 0, "escalated": 0, "not_escalated": 0}
     for approval_id in _pending_approvals(conn):
         approval = instances.load(conn, approval_id)
@@ -37,7 +40,7 @@ def run_escalations(conn: Connection, now: datetime) -> dict[str, int]:
                 continue
             after = step.escalate_after_hours
             if after is not None and task.assigned_at + timedelta(hours=after) <= now:
-                outcome = _escalate(conn, approval, task, now)
+                outcome = _escalate(ctx, approval, task)
                 counts[outcome] += 1
                 if outcome == "escalated":
                     continue
@@ -74,7 +77,8 @@ def _remind(conn: Connection, approval: Approval, task: Task, now: datetime) -> 
     return 1
 
 
-def _escalate(conn: Connection, approval: Approval, task: Task, now: datetime) -> str:
+def _escalate(ctx: RequestContext, approval: Approval, task: Task) -> str:
+    conn, now = ctx.conn, ctx.now
     manager = manager_of(conn, task.approver_id)
     if manager is not None and not _is_active(conn, manager):
         manager = None
@@ -84,7 +88,7 @@ def _escalate(conn: Connection, approval: Approval, task: Task, now: datetime) -
         return "not_escalated"
     try:
         claimed = instances.claim(conn, approval.id)
-        hand_over(conn, claimed, task, target, now=now, by=None, action="escalated")
+        hand_over(ctx, claimed, task, target, by=None, action="escalated")
     except Conflict as conflict:
         _log_once(conn, approval, task, now, conflict.detail)
         return "not_escalated"

@@ -3,35 +3,32 @@ the old task ends `reassigned`, a new one for the same step keeps whom the step 
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING
-
 from sqlalchemy import Connection, select
 
 from metacrm.platform.errors import Conflict, FieldError, Forbidden, Unprocessable
-from metacrm.platform.events import publish
+from metacrm.platform.ids import is_valid_id
 from metacrm.platform.systables import users
 from metacrm.runtime.approvals import instances
 from metacrm.runtime.approvals.instances import Approval, Task
 from metacrm.runtime.approvals.transitions import PENDING, REASSIGNED
+from metacrm.runtime.context import Records, RequestContext
+from metacrm.runtime.events import publish
 from metacrm.runtime.notifications import notify
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
 
 
 def hand_over(
-    conn: Connection,
+    ctx: RequestContext,
     approval: Approval,
     task: Task,
     to: str,
     *,
-    now: datetime,
     by: str | None,
     action: str,
     comment: str | None = None,
 ) -> str:
-    """Move a pending task of a claimed approval to `to`; returns the new task's id."""
+    """Move a pending task of a claimed approval to `to`; returns the new task's id. `by` is
+    who did it (None: the clock)."""
+    conn, now = ctx.conn, ctx.now
     step = approval.current_step
     if step is None or task.step != step.index or task.status != PENDING:
         raise Conflict("the task is no longer pending")
@@ -61,7 +58,7 @@ def hand_over(
         **{"from": task.approver_id, "to": to, "task": new_task},
     )
     publish(
-        conn,
+        ctx,
         "approval.reassigned",
         payload={
             "approval": approval.id,
@@ -92,14 +89,14 @@ def hand_over(
 
 
 def _active(conn: Connection, user_id: str) -> bool:
-    if len(user_id) > 26 or "\x00" in user_id:
+    if not is_valid_id(user_id):
         return False
     stmt = select(users.c.id).where(users.c.id == user_id, users.c.is_active.is_(True))
     return conn.execute(stmt).first() is not None
 
 
 def reassign(
-    service: RecordService,
+    records: Records,
     approval_id: str,
     to: str,
     *,
@@ -107,20 +104,20 @@ def reassign(
     comment: str | None = None,
 ) -> Approval:
     """A task holder passes their own pending task on; an admin moves anyone's."""
-    user = service.user
+    user = records.ctx.user
     source = from_user or user.id
     if source != user.id and not user.is_admin:
         raise Forbidden("only an admin may reassign someone else's task")
-    before = instances.load(service.conn, approval_id)
+    before = instances.load(records.ctx.conn, approval_id)
     if not user.is_admin and not any(
-        t.approver_id == user.id for t in instances.tasks(service.conn, before.id)
+        t.approver_id == user.id for t in instances.tasks(records.ctx.conn, before.id)
     ):
         raise Forbidden("only an approver of this approval or an admin may reassign its tasks")
-    approval = instances.claim(service.conn, approval_id)
+    approval = instances.claim(records.ctx.conn, approval_id)
     task = next(
         (
             t
-            for t in instances.tasks(service.conn, approval.id, step=approval.step)
+            for t in instances.tasks(records.ctx.conn, approval.id, step=approval.step)
             if t.approver_id == source and t.status == PENDING
         ),
         None,
@@ -128,11 +125,10 @@ def reassign(
     if task is None:
         raise Conflict(f"{source} holds no pending task of the current step")
     hand_over(
-        service.conn,
+        records.ctx,
         approval,
         task,
         to,
-        now=service.now,
         by=user.id,
         action="reassigned",
         comment=comment,

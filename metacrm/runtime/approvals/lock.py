@@ -4,24 +4,20 @@ write elevated, as admins, so they pass."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from metacrm.metadata.model import EntityDef
 from metacrm.platform.errors import Locked
 from metacrm.runtime.approvals import instances
 from metacrm.runtime.approvals.instances import Approval
 from metacrm.runtime.approvals.transitions import PENDING
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
+from metacrm.runtime.context import Records
 
 
-def check_lock(service: RecordService, entity: EntityDef, record_id: str) -> None:
+def check_lock(records: Records, entity: EntityDef, record_id: str) -> None:
     """Raise Locked (423) when a pending approval locks the record against this caller."""
-    if service.user.is_admin:
+    if records.ctx.user.is_admin:
         return
-    for approval in instances.for_record(service.conn, entity.name, record_id, status=PENDING):
-        if not _may_edit(service, approval):
+    for approval in instances.for_record(records.ctx.conn, entity.name, record_id, status=PENDING):
+        if not _may_edit(records, approval):
             raise Locked(
                 f"this {entity.name} is locked while it awaits approval in "
                 f"{approval.process.title!r} ({approval.process.name})",
@@ -29,8 +25,8 @@ def check_lock(service: RecordService, entity: EntityDef, record_id: str) -> Non
             )
 
 
-def _may_edit(service: RecordService, approval: Approval) -> bool:
+def _may_edit(records: Records, approval: Approval) -> bool:
     if not approval.process.approver_may_edit:
         return False
-    current = instances.tasks(service.conn, approval.id, step=approval.step)
-    return any(t.approver_id == service.user.id and t.status == PENDING for t in current)
+    current = instances.tasks(records.ctx.conn, approval.id, step=approval.step)
+    return any(t.approver_id == records.ctx.user.id and t.status == PENDING for t in current)

@@ -7,7 +7,7 @@ the entity at all (where the record endpoints answer 403).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
@@ -17,9 +17,7 @@ from metacrm.platform.systables import approval_tasks, approvals
 from metacrm.runtime.approvals import instances
 from metacrm.runtime.approvals.instances import Approval, Task
 from metacrm.runtime.approvals.transitions import APPROVED, PENDING, REJECTED
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
+from metacrm.runtime.context import Records
 
 INBOX_STATUSES = {PENDING: (PENDING,), APPROVED: (APPROVED,), REJECTED: (REJECTED,), "all": None}
 INBOX_LIMIT = 500
@@ -43,7 +41,7 @@ def task_json(approval: Approval, task: Task) -> dict[str, Any]:
     }
 
 
-def approval_json(service: RecordService, approval: Approval) -> dict[str, Any]:
+def approval_json(records: Records, approval: Approval) -> dict[str, Any]:
     step = approval.current_step
     return {
         "id": approval.id,
@@ -59,40 +57,38 @@ def approval_json(service: RecordService, approval: Approval) -> dict[str, Any]:
         "submitted_at": iso_utc(approval.submitted_at),
         "finished_at": iso_utc(approval.finished_at),
         "version": approval.version,
-        "tasks": [task_json(approval, t) for t in instances.tasks(service.conn, approval.id)],
-        "log": instances.log_entries(service.conn, approval.id),
+        "tasks": [task_json(approval, t) for t in instances.tasks(records.ctx.conn, approval.id)],
+        "log": instances.log_entries(records.ctx.conn, approval.id),
     }
 
 
-def visible(service: RecordService, approval_id: str) -> Approval:
+def visible(records: Records, approval_id: str) -> Approval:
     """The approval if the caller may see it; NotFound otherwise."""
-    approval = instances.load(service.conn, approval_id)
-    user = service.user
+    approval = instances.load(records.ctx.conn, approval_id)
+    user = records.ctx.user
     if user.is_admin or user.id == approval.submitted_by:
         return approval
     if any(
         user.id in (t.approver_id, t.original_approver_id)
-        for t in instances.tasks(service.conn, approval.id)
+        for t in instances.tasks(records.ctx.conn, approval.id)
     ):
         return approval
     try:
-        service.read_row(service.catalog.entity(approval.entity), approval.record_id)
+        records.read_row(records.ctx.catalog.entity(approval.entity), approval.record_id)
     except (NotFound, Forbidden):
         raise NotFound(f"no approval with id {approval_id!r}") from None
     return approval
 
 
-def record_approvals(
-    service: RecordService, entity_name: str, record_id: str
-) -> list[dict[str, Any]]:
+def record_approvals(records: Records, entity_name: str, record_id: str) -> list[dict[str, Any]]:
     """A record the caller may read: its approvals, newest first, with tasks and log."""
-    entity = service.catalog.entity(entity_name)
-    service.read_row(entity, record_id)
-    found = instances.for_record(service.conn, entity.name, record_id)
-    return [approval_json(service, a) for a in found]
+    entity = records.ctx.catalog.entity(entity_name)
+    records.read_row(entity, record_id)
+    found = instances.for_record(records.ctx.conn, entity.name, record_id)
+    return [approval_json(records, a) for a in found]
 
 
-def inbox(service: RecordService, user_id: str, status: str) -> list[dict[str, Any]]:
+def inbox(records: Records, user_id: str, status: str) -> list[dict[str, Any]]:
     """The user's tasks, newest first, each with its approval and the record's title when the
     caller may read it."""
     stmt = (
@@ -105,13 +101,13 @@ def inbox(service: RecordService, user_id: str, status: str) -> list[dict[str, A
     wanted = INBOX_STATUSES[status]
     if wanted is not None:
         stmt = stmt.where(approval_tasks.c.status.in_(wanted))
-    rows = service.conn.execute(stmt).all()
+    rows = records.ctx.conn.execute(stmt).all()
     loaded: dict[str, Approval] = {}
     items = []
     for row in rows:
         approval = loaded.get(row.approval_id)
         if approval is None:
-            approval = loaded[row.approval_id] = instances.load(service.conn, row.approval_id)
+            approval = loaded[row.approval_id] = instances.load(records.ctx.conn, row.approval_id)
         task = instances.task_from_row(row)
         items.append(
             {
@@ -122,19 +118,19 @@ def inbox(service: RecordService, user_id: str, status: str) -> list[dict[str, A
                 "process_label": dict(approval.process.label),
                 "entity": approval.entity,
                 "record_id": approval.record_id,
-                "record_title": _title(service, approval),
+                "record_title": _title(records, approval),
                 "submitted_by": approval.submitted_by,
             }
         )
     return items
 
 
-def _title(service: RecordService, approval: Approval) -> Any:
-    entity = service.catalog.find(approval.entity)
+def _title(records: Records, approval: Approval) -> Any:
+    entity = records.ctx.catalog.find(approval.entity)
     if entity is None or not entity.title_field:
         return None
     try:
-        record = service.get(entity.name, approval.record_id, fields=[entity.title_field])
+        record = records.get(entity.name, approval.record_id, fields=[entity.title_field])
     except MetacrmError:
         return None
     return record.get(entity.title_field)

@@ -5,20 +5,18 @@ and audited like any other) or a `start_approval`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import Stage
 from metacrm.metadata.values import ValueProblem, coerce, to_json
 from metacrm.platform.errors import FieldError, MetacrmError, Unprocessable
 from metacrm.runtime import approvals
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
+from metacrm.runtime.context import Records
 
 
 def field_values(
-    service: RecordService,
+    records: Records,
     entity: EntityDef,
     stage: Stage,
     before: Mapping[str, Any] | None,
@@ -35,7 +33,7 @@ def field_values(
         if field is None:
             continue
         try:
-            raw = service.write_context().value(
+            raw = records.ctx.rules().value(
                 entity, action["expression"], record, before, sees_change=True
             )
             values[field.name] = coerce(field, to_json(raw))
@@ -47,7 +45,7 @@ def field_values(
 
 
 def follow_up(
-    service: RecordService,
+    records: Records,
     entity: EntityDef,
     stage: Stage,
     record_id: str,
@@ -58,13 +56,13 @@ def follow_up(
     process (the caller's permissions don't limit them)."""
     for action in stage.actions:
         if action["type"] == "create_record":
-            _create_record(service, entity, stage, action, before, after)
+            _create_record(records, entity, stage, action, before, after)
         elif action["type"] == "start_approval":
-            approvals.submit(service.elevated(), entity.name, record_id, action["process"])
+            approvals.submit(records.elevated(), entity.name, record_id, action["process"])
 
 
 def _create_record(
-    service: RecordService,
+    records: Records,
     entity: EntityDef,
     stage: Stage,
     action: Mapping[str, Any],
@@ -72,13 +70,13 @@ def _create_record(
     after: Mapping[str, Any],
 ) -> None:
     target = action["entity"]
-    context = service.write_context()
+    context = records.ctx.rules()
     values = {
         name: to_json(context.value(entity, text, after, before, sees_change=True))
         for name, text in action["values"].items()
     }
     try:
-        service.elevated().create(target, values)
+        records.elevated().create(target, values)
     except Unprocessable as problem:
         # The caller sent no such record; say which stage made it and which of its fields failed.
         raise Unprocessable(

@@ -4,52 +4,75 @@ compute what entering the stage sets; after it, record the exit and entry, publi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import ENTERED_AT, LOST, PipelineDef, Stage
 from metacrm.metadata.values import ValueProblem, coerce
 from metacrm.platform.errors import FieldError, MetacrmError, RuleError, Unprocessable
-from metacrm.platform.events import publish
+from metacrm.runtime.context import NoHook, Records
+from metacrm.runtime.events import publish
 from metacrm.runtime.pipelines import actions, history
 from metacrm.runtime.pipelines.gates import conjuncts
 from metacrm.runtime.record_rules import WriteContext
-from metacrm.runtime.rules import compiled, holds
+from metacrm.runtime.rules import holds
 from metacrm.runtime.rules.compile_py import Fn
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
 
 BLANK_VALUES = (None, "", [])
 
 
+class StageMoves(NoHook):
+    """The write hook of stage pipelines: gates before a move, history and actions after."""
+
+    def before_write(
+        self,
+        records: Records,
+        entity: EntityDef,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        return before_write(records, entity, before, after)
+
+    def after_write(
+        self,
+        records: Records,
+        entity: EntityDef,
+        record_id: str,
+        action: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any],
+    ) -> None:
+        after_write(records, entity, record_id, before, after)
+
+
 def before_write(
-    service: RecordService,
+    records: Records,
     entity: EntityDef,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Check a stage move (transition, gate, required fields, lost reason); returns the values
     entering the stage sets. Raises Unprocessable naming every unmet condition."""
     entering = [
         (pipeline, stage)
-        for pipeline in service.catalog.pipelines_of(entity.name)
+        for pipeline in records.ctx.catalog.pipelines_of(entity.name)
         if (stage := entered(pipeline, before, after)) is not None
     ]
     if not entering:
         return {}
     values: dict[str, Any] = {}
     errors: list[FieldError] = []
-    seen = _with_formulas(service.write_context(), entity, after, before)
+    seen = _with_formulas(records.ctx.rules(), entity, after, before)
     for pipeline, stage in entering:
-        errors.extend(_move_errors(service, entity, pipeline, stage, before, seen))
-        values.update(_entry_values(service, entity, pipeline, stage, before, after))
+        errors.extend(_move_errors(records, entity, pipeline, stage, before, seen))
+        values.update(_entry_values(records, entity, pipeline, stage, before, after))
     if not errors:
         # Actions see the record as it will be saved; they run only on a move that may happen.
         record = {**after, **values}
         for _, stage in entering:
-            found, problems = actions.field_values(service, entity, stage, before, record)
+            found, problems = actions.field_values(records, entity, stage, before, record)
             values.update(found)
             errors.extend(problems)
     if errors:
@@ -58,31 +81,34 @@ def before_write(
 
 
 def after_write(
-    service: RecordService,
+    records: Records,
     entity: EntityDef,
     record_id: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
 ) -> None:
     """Record stage exits and entries, publish `stage.changed`, run follow-up actions."""
-    for pipeline in service.catalog.pipelines_of(entity.name):
+    for pipeline in records.ctx.catalog.pipelines_of(entity.name):
         old = before.get(pipeline.field) if before is not None else None
         new = after.get(pipeline.field)
         if old == new:
             continue
-        user = service.user.id
+        user = records.ctx.user.id
         if old is not None:
-            history.leave(service.conn, entity.name, pipeline.name, [record_id], service.now, user)
+            history.leave(
+                records.ctx.conn, entity.name, pipeline.name, [record_id], records.ctx.now, user
+            )
         if new is not None:
             entry = [(record_id, new)]
-            history.enter(service.conn, entity.name, pipeline.name, entry, service.now, user)
+            history.enter(
+                records.ctx.conn, entity.name, pipeline.name, entry, records.ctx.now, user
+            )
         stage = pipeline.stage(new)
         publish(
-            service.conn,
+            records.ctx,
             "stage.changed",
             entity=entity.name,
             record_id=record_id,
-            actor=user,
             payload={
                 "entity": entity.name,
                 "id": record_id,
@@ -93,11 +119,11 @@ def after_write(
             },
         )
         if stage is not None:
-            actions.follow_up(service, entity, stage, record_id, before, after)
+            actions.follow_up(records, entity, stage, record_id, before, after)
 
 
 def entered(
-    pipeline: PipelineDef, before: dict[str, Any] | None, after: dict[str, Any]
+    pipeline: PipelineDef, before: Mapping[str, Any] | None, after: Mapping[str, Any]
 ) -> Stage | None:
     """The stage this write enters: on create the initial one, on update a different one."""
     new = after.get(pipeline.field)
@@ -107,12 +133,12 @@ def entered(
 
 
 def _move_errors(
-    service: RecordService,
+    records: Records,
     entity: EntityDef,
     pipeline: PipelineDef,
     stage: Stage,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
 ) -> list[FieldError]:
     errors = []
     label = stage.label.get("en", stage.key)
@@ -128,7 +154,7 @@ def _move_errors(
             )
         )
     if stage.entry_condition:
-        context = service.write_context()
+        context = records.ctx.rules()
         env = context.env(entity, after, before)
         for text, check in _gate_conditions(context, entity, stage.entry_condition):
             if not holds(check, env):
@@ -146,7 +172,7 @@ def _with_formulas(
     context: WriteContext,
     entity: EntityDef,
     record: dict[str, Any],
-    before: dict[str, Any] | None,
+    before: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """The record with its formula fields computed, so a gate can read `days_in_stage` (the
     days spent in the stage being left) like any other field."""
@@ -154,13 +180,7 @@ def _with_formulas(
     env = context.env(entity, record, before)
     for field in entity.fields:
         if field.type == "formula" and field.expression:
-            fn = compiled(
-                entity,
-                field.expression,
-                expect=None,
-                allow_change_refs=False,
-                resolve_entity=context.catalog.find,
-            )[1]
+            fn = context.compiled(entity, field.expression, expect=None, sees_change=False)[1]
             try:
                 seen[field.name] = fn(env)
             except MetacrmError:
@@ -179,18 +199,18 @@ def _gate_conditions(context: WriteContext, entity: EntityDef, text: str) -> lis
 
 
 def _entry_values(
-    service: RecordService,
+    records: Records,
     entity: EntityDef,
     pipeline: PipelineDef,
     stage: Stage,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
 ) -> dict[str, Any]:
     """`stage_entered_at`, and the stage's probability unless this write sets one itself (on
     create: any value; on update: a value other than the stored one)."""
     values: dict[str, Any] = {}
     if entity.field(ENTERED_AT) is not None:
-        values[ENTERED_AT] = service.now
+        values[ENTERED_AT] = records.ctx.now
     target = entity.field(pipeline.probability_field or "")
     if target is not None:
         previous = before.get(target.name) if before is not None else None

@@ -5,7 +5,7 @@ too, by anyone who may change the record."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -15,24 +15,22 @@ from metacrm.metadata.values import ValueProblem, coerce, to_json
 from metacrm.platform.clock import as_utc
 from metacrm.platform.errors import FieldError, NotFound, Unprocessable
 from metacrm.platform.systables import stage_plans
+from metacrm.runtime.context import Records
 from metacrm.runtime.pipelines import history
-
-if TYPE_CHECKING:
-    from metacrm.runtime.records import RecordService
 
 _PLANNED = FieldDef.from_doc({"name": "planned_date", "type": "date"})
 _SECONDS_PER_DAY = 86400
 
 
 def timeline(
-    service: RecordService, entity_name: str, record_id: str, pipeline_name: str | None = None
+    records: Records, entity_name: str, record_id: str, pipeline_name: str | None = None
 ) -> dict[str, Any]:
     """404 when the caller may not read the record, or its entity has no such pipeline."""
-    entity = service.catalog.entity(entity_name)
-    row, _ = service.read_row(entity, record_id)
-    pipeline = _pipeline(service, entity, pipeline_name)
-    visits = history.visits(service.conn, entity.name, pipeline.name, record_id)
-    plans = _plans(service, entity, record_id)
+    entity = records.ctx.catalog.entity(entity_name)
+    row, _ = records.read_row(entity, record_id)
+    pipeline = _pipeline(records, entity, pipeline_name)
+    visits = history.visits(records.ctx.conn, entity.name, pipeline.name, record_id)
+    plans = _plans(records, entity, record_id)
     current = row._mapping[pipeline.field]
     open_visit = next((v for v in reversed(visits) if v.exited_at is None), None)
     entered_at = as_utc(open_visit.entered_at) if open_visit is not None else None
@@ -42,7 +40,7 @@ def timeline(
         exits = [as_utc(v.exited_at) for v in mine if v.exited_at is not None]
         seconds = sum(
             (
-                (as_utc(v.exited_at) if v.exited_at else service.now) - as_utc(v.entered_at)
+                (as_utc(v.exited_at) if v.exited_at else records.ctx.now) - as_utc(v.entered_at)
             ).total_seconds()
             for v in mine
         )
@@ -68,7 +66,7 @@ def timeline(
         "current": {
             "stage": current,
             "entered_at": to_json(entered_at),
-            "days_in_stage": _days(entered_at, service.now),
+            "days_in_stage": _days(entered_at, records.ctx.now),
         },
         "stages": stages,
         "history": [
@@ -85,7 +83,7 @@ def timeline(
 
 
 def set_plan(
-    service: RecordService,
+    records: Records,
     entity_name: str,
     record_id: str,
     body: Any,
@@ -93,13 +91,13 @@ def set_plan(
 ) -> dict[str, Any]:
     """Set (a date) or remove (null) the planned date of each stage named; returns the
     timeline. The caller must be allowed to change the record."""
-    entity = service.catalog.entity(entity_name)
-    service.read_row(entity, record_id)
-    pipeline = _pipeline(service, entity, pipeline_name)
-    service.permissions.require(entity, "update")
-    service.require_on(entity, "update", record_id, "change")
+    entity = records.ctx.catalog.entity(entity_name)
+    records.read_row(entity, record_id)
+    pipeline = _pipeline(records, entity, pipeline_name)
+    records.permissions.require(entity, "update")
+    records.require_on(entity, "update", record_id, "change")
     planned = _planned_dates(pipeline, body)
-    conn = service.conn
+    conn = records.ctx.conn
     mine = (stage_plans.c.entity == entity.name) & (stage_plans.c.record_id == record_id)
     if planned:
         conn.execute(delete(stage_plans).where(mine, stage_plans.c.stage.in_(list(planned))))
@@ -110,7 +108,7 @@ def set_plan(
     ]
     if rows:
         conn.execute(stage_plans.insert(), rows)
-    return timeline(service, entity_name, record_id, pipeline.name)
+    return timeline(records, entity_name, record_id, pipeline.name)
 
 
 def _planned_dates(pipeline: PipelineDef, body: Any) -> dict[str, date | None]:
@@ -134,8 +132,8 @@ def _planned_dates(pipeline: PipelineDef, body: Any) -> dict[str, date | None]:
     return planned
 
 
-def _plans(service: RecordService, entity: EntityDef, record_id: str) -> dict[str, date]:
-    rows = service.conn.execute(
+def _plans(records: Records, entity: EntityDef, record_id: str) -> dict[str, date]:
+    rows = records.ctx.conn.execute(
         select(stage_plans.c.stage, stage_plans.c.planned_date).where(
             stage_plans.c.entity == entity.name, stage_plans.c.record_id == record_id
         )
@@ -143,13 +141,13 @@ def _plans(service: RecordService, entity: EntityDef, record_id: str) -> dict[st
     return {stage: planned for stage, planned in rows}
 
 
-def _pipeline(service: RecordService, entity: EntityDef, name: str | None) -> PipelineDef:
+def _pipeline(records: Records, entity: EntityDef, name: str | None) -> PipelineDef:
     """The named pipeline of the entity, or its first by name; one on a field the caller can't
     see is as absent as none."""
-    shown = service.permissions.view(entity, probe=False)
+    shown = records.permissions.view(entity, probe=False)
     found = [
         p
-        for p in sorted(service.catalog.pipelines_of(entity.name), key=lambda p: p.name)
+        for p in sorted(records.ctx.catalog.pipelines_of(entity.name), key=lambda p: p.name)
         if (name is None or p.name == name) and shown.field(p.field) is not None
     ]
     if not found:

@@ -21,78 +21,63 @@ from __future__ import annotations
 
 import operator
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time
 from decimal import (
-    ROUND_HALF_UP,
-    Context,
     Decimal,
     DivisionByZero,
     InvalidOperation,
     Overflow,
 )
-from types import MappingProxyType, MethodType
+from types import MethodType
 from typing import Any
 
 from metacrm.metadata.model import EntityDef
-from metacrm.platform.clock import as_utc
-from metacrm.platform.errors import Position, Unprocessable
 from metacrm.runtime.rules import ast
+from metacrm.runtime.rules.builtins_py import FUNCTIONS, NULL_TOLERANT
 from metacrm.runtime.rules.check import Checked, Scope, check
-from metacrm.runtime.rules.operators import DATE, DATETIME, DECIMAL, LIST, NULL, TEXT
+from metacrm.runtime.rules.operators import DATE, DATETIME, DECIMAL, LIST, TEXT
 from metacrm.runtime.rules.parse import parse
-from metacrm.runtime.rules.sql_dialect import MAX_ROUND_PLACES
+from metacrm.runtime.rules.python_values import (
+    DECIMALS,
+    MAX_TEXT_LENGTH,
+    NO_RECORD,
+    NORMALIZE,
+    Env,
+    Eval,
+    RuleEvaluationError,
+    always_null,
+    identity,
+    int64,
+    now_of,
+    null,
+    today_of,
+    too_large,
+    widen,
+)
 
-Fn = Callable[["Env"], Any]
+__all__ = [
+    "CACHE_SIZE",
+    "MAX_TEXT_LENGTH",
+    "Env",
+    "Fn",
+    "RecordFn",
+    "RelatedFor",
+    "RuleEvaluationError",
+    "compile_python",
+    "compile_python_record",
+    "compiled",
+    "holds",
+]
+
+Fn = Callable[[Env], Any]
 # A rule as a function of the record alone, for one user and clock.
 RecordFn = Callable[[Mapping[str, Any]], Any]
 # Gives the Env's `related` for a record: the values at lookup paths such as ("account", "name").
 RelatedFor = Callable[[Mapping[str, Any]], Callable[[tuple[str, ...]], Any]]
-# What every node compiles to: a function of the Env and of the record (env.record is not read).
-_Eval = Callable[["Env", Mapping[str, Any]], Any]
 
-MAX_TEXT_LENGTH = 100_000
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-# Exact for everything the checker lets in (30-digit literals, 64-bit integers) short of long
-# chains of products; division rounds to this many digits.
-DECIMALS = Context(
-    prec=60,
-    rounding=ROUND_HALF_UP,
-    Emax=1000,
-    Emin=-1000,
-    traps=[InvalidOperation, Overflow, DivisionByZero],
-)
 # Compiled rules kept per entity snapshot; beyond this the oldest are dropped.
 CACHE_SIZE = 512
-
-
-class RuleEvaluationError(Unprocessable):
-    """A rule that checked but gave a value too large to use (a 422, with where it happened)."""
-
-    type_slug = "rule-evaluation"
-
-    def __init__(self, message: str, position: Position | None = None) -> None:
-        where = f" (line {position.line}, column {position.column})" if position else ""
-        super().__init__(f"{message}{where}")
-        self.position = position
-
-
-@dataclass(slots=True)
-class Env:
-    """What a rule sees when it runs: the record, the user, the clock, and a change if any."""
-
-    # Field name -> value as the record service holds it: str, int, Decimal, bool, date,
-    # datetime (UTC), list[str] for multipicklists, or None.
-    record: Mapping[str, Any]
-    # id, role, org_unit.
-    user: Mapping[str, Any]
-    # Aware, UTC; today() is its date.
-    now: datetime
-    # The values before the change, when a change is in view.
-    old: Mapping[str, Any] | None = None
-    # The value at a lookup path such as ("account", "industry"); None when unknown.
-    related: Callable[[tuple[str, ...]], Any] | None = None
 
 
 def holds(fn: Fn, env: Env) -> bool:
@@ -125,7 +110,7 @@ def compile_python_record(
     evaluate = _compile(checked.node)
     if not any(len(path) > 1 for path in checked.paths):
         # Bound like a method: the Env is the first argument, and calls cost less than a partial's.
-        return MethodType(evaluate, Env(_NO_RECORD, user, now))
+        return MethodType(evaluate, Env(NO_RECORD, user, now))
     if related_for is None:
         raise ValueError("the expression reads through lookups: pass related_for")
 
@@ -142,106 +127,33 @@ def compiled(
     expect: str | None,
     allow_change_refs: bool,
     resolve_entity: Callable[[str], EntityDef | None],
+    cache: dict[Any, tuple[Checked, Fn]] | None = None,
 ) -> tuple[Checked, Fn]:
-    """Parse, check and compile once per entity snapshot (snapshots are immutable)."""
-    cache: dict[tuple[str, str | None, bool], tuple[Checked, Fn]] | None
-    cache = entity.__dict__.get("_compiled_rules")
-    if cache is None:
-        cache = {}
-        object.__setattr__(entity, "_compiled_rules", cache)
+    """Parse, check and compile; with `cache` (one per entity snapshot: the catalog keeps it),
+    once per snapshot. The cache is bounded: texts may come from clients (the rule tester)."""
     key = (text, expect, allow_change_refs)
-    found = cache.get(key)
+    found = cache.get(key) if cache is not None else None
     if found is None:
         scope = Scope(entity, resolve_entity, allow_change_refs=allow_change_refs)
         checked = check(parse(text), scope, expect=expect)
         found = (checked, compile_python(checked))
-        if len(cache) >= CACHE_SIZE:
-            cache.pop(next(iter(cache)), None)
-        cache[key] = found
+        if cache is not None:
+            if len(cache) >= CACHE_SIZE:
+                cache.pop(next(iter(cache)), None)
+            cache[key] = found
     return found
-
-
-# --- values ------------------------------------------------------------------------------------
-
-# The Env's record where the closures get the record on its own (they never read env.record).
-_NO_RECORD: Mapping[str, Any] = MappingProxyType({})
-
-
-def _normal_decimal(value: Any) -> Any:
-    return Decimal(repr(value)) if isinstance(value, float) else value
-
-
-def _normal_date(value: Any) -> Any:
-    return as_utc(value).date() if isinstance(value, datetime) else value
-
-
-def _normal_datetime(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, date):
-        return datetime.combine(value, time(), UTC)
-    return value
-
-
-# How a value read from a record is made comparable, by its value type.
-_NORMALIZE: dict[str, Callable[[Any], Any]] = {
-    DECIMAL: _normal_decimal,
-    DATE: _normal_date,
-    DATETIME: _normal_datetime,
-}
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _utc_date(value: date) -> date:
-    return as_utc(value).date() if isinstance(value, datetime) else value
-
-
-def _int64(value: int, node: ast.Node) -> int:
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise RuleEvaluationError("the result is too large for a 64-bit integer", node.pos)
-    return value
-
-
-def _too_long(node: ast.Node) -> RuleEvaluationError:
-    return RuleEvaluationError(f"the text is longer than {MAX_TEXT_LENGTH} characters", node.pos)
-
-
-def _text(value: str, node: ast.Node) -> str:
-    if len(value) > MAX_TEXT_LENGTH:
-        raise _too_long(node)
-    return value
-
-
-def _too_large(node: ast.Node) -> RuleEvaluationError:
-    return RuleEvaluationError("the number is too large", node.pos)
-
-
-def _widen(left: Any, left_type: str | None, right: Any, right_type: str | None) -> tuple[Any, Any]:
-    """A date beside a datetime becomes the datetime of its first instant (UTC), as in SQL."""
-    if left_type == DATE and right_type == DATETIME:
-        return datetime.combine(left, time(), UTC), right
-    if left_type == DATETIME and right_type == DATE:
-        return left, datetime.combine(right, time(), UTC)
-    return left, right
 
 
 # --- the compiler ------------------------------------------------------------------------------
 
 
-def _compile(node: ast.Node) -> _Eval:
+def _compile(node: ast.Node) -> Eval:
     if node.vtype is None:
         raise ValueError("the expression must be checked before it is compiled")
     build = _NODES.get(type(node))
     if build is None:
         raise ValueError(f"'{type(node).__name__}' cannot be evaluated")
     return build(node)
-
-
-def _null(_env: Env, _record: Mapping[str, Any]) -> None:
-    return None
 
 
 def _true(_env: Env, _record: Mapping[str, Any]) -> bool:
@@ -252,12 +164,7 @@ def _false(_env: Env, _record: Mapping[str, Any]) -> bool:
     return False
 
 
-def _always_null(node: ast.Node) -> bool:
-    # The null literal, or anything the checker found can only be null (coalesce(null, null)).
-    return node.vtype == NULL or (isinstance(node, ast.Literal) and node.value is None)
-
-
-def _literal(node: ast.Node) -> _Eval:
+def _literal(node: ast.Node) -> Eval:
     assert isinstance(node, ast.Literal)
     value = node.value
 
@@ -267,12 +174,12 @@ def _literal(node: ast.Node) -> _Eval:
     return literal
 
 
-def _field(node: ast.Node) -> _Eval:
+def _field(node: ast.Node) -> Eval:
     assert isinstance(node, ast.FieldRef)
     path = node.path
     if len(path) == 1:
-        return _plain_field(sys.intern(path[0]), _NORMALIZE.get(node.vtype or ""))
-    normalize = _NORMALIZE.get(node.vtype or "", _identity)
+        return _plain_field(sys.intern(path[0]), NORMALIZE.get(node.vtype or ""))
+    normalize = NORMALIZE.get(node.vtype or "", identity)
 
     def related(env: Env, _record: Mapping[str, Any]) -> Any:
         return normalize(env.related(path)) if env.related is not None else None
@@ -280,7 +187,7 @@ def _field(node: ast.Node) -> _Eval:
     return related
 
 
-def _plain_field(name: str, normalize: Callable[[Any], Any] | None) -> _Eval:
+def _plain_field(name: str, normalize: Callable[[Any], Any] | None) -> Eval:
     if normalize is None:
 
         def field(_env: Env, record: Mapping[str, Any]) -> Any:
@@ -294,9 +201,9 @@ def _plain_field(name: str, normalize: Callable[[Any], Any] | None) -> _Eval:
     return normalized
 
 
-def _old(node: ast.Node) -> _Eval:
+def _old(node: ast.Node) -> Eval:
     assert isinstance(node, ast.OldRef)
-    normalize = _NORMALIZE.get(node.vtype or "", _identity)
+    normalize = NORMALIZE.get(node.vtype or "", identity)
     path = node.path
     first = path[0]
 
@@ -313,7 +220,7 @@ def _old(node: ast.Node) -> _Eval:
     return old
 
 
-def _user(node: ast.Node) -> _Eval:
+def _user(node: ast.Node) -> Eval:
     assert isinstance(node, ast.UserRef)
     attr = node.attr
 
@@ -323,23 +230,15 @@ def _user(node: ast.Node) -> _Eval:
     return user
 
 
-def _now(env: Env, _record: Mapping[str, Any]) -> datetime:
-    return as_utc(env.now)
+def _now_node(_node: ast.Node) -> Eval:
+    return now_of
 
 
-def _today(env: Env, _record: Mapping[str, Any]) -> date:
-    return as_utc(env.now).date()
+def _today_node(_node: ast.Node) -> Eval:
+    return today_of
 
 
-def _now_node(_node: ast.Node) -> _Eval:
-    return _now
-
-
-def _today_node(_node: ast.Node) -> _Eval:
-    return _today
-
-
-def _neg(node: ast.Node) -> _Eval:
+def _neg(node: ast.Node) -> Eval:
     assert isinstance(node, ast.Neg)
     operand = _compile(node.operand)
 
@@ -347,12 +246,12 @@ def _neg(node: ast.Node) -> _Eval:
         value = operand(env, record)
         if value is None:
             return None
-        return _int64(-value, node) if isinstance(value, int) else -value
+        return int64(-value, node) if isinstance(value, int) else -value
 
     return neg
 
 
-def _not(node: ast.Node) -> _Eval:
+def _not(node: ast.Node) -> Eval:
     assert isinstance(node, ast.Not)
     operand = _compile(node.operand)
 
@@ -390,7 +289,7 @@ def _inline_check(node: ast.Node) -> _Check | None:
     usual = {DECIMAL: Decimal, DATE: date}.get(field_type)
     # Interned, the name is found in a record by identity, as a hand-written key would be.
     name = sys.intern(node.left.path[0])
-    return (name, *found, usual, _NORMALIZE.get(field_type))
+    return (name, *found, usual, NORMALIZE.get(field_type))
 
 
 def _inline_comparison(node: ast.Compare) -> tuple[_Test, Any] | None:
@@ -425,7 +324,7 @@ def _inline_membership(node: ast.Compare, negated: bool) -> tuple[_Test, Any] | 
     return table.get, outside
 
 
-def _split(operands: tuple[ast.Node, ...]) -> tuple[tuple[_Check, ...], tuple[_Eval, ...]]:
+def _split(operands: tuple[ast.Node, ...]) -> tuple[tuple[_Check, ...], tuple[Eval, ...]]:
     """The operands of a chain that are inline checks, and the others compiled."""
     inline = [(o, _inline_check(o)) for o in operands]
     checks = tuple(check for _, check in inline if check is not None)
@@ -433,7 +332,7 @@ def _split(operands: tuple[ast.Node, ...]) -> tuple[tuple[_Check, ...], tuple[_E
     return checks, others
 
 
-def _all_of(operands: tuple[ast.Node, ...]) -> _Eval:
+def _all_of(operands: tuple[ast.Node, ...]) -> Eval:
     """`and`: false when an operand is false; else null when one is null; else true (SQL's).
     Inline checks run first, in one loop."""
     checks, others = _split(operands)
@@ -466,7 +365,7 @@ def _all_of(operands: tuple[ast.Node, ...]) -> _Eval:
     return all_of
 
 
-def _any_of(operands: tuple[ast.Node, ...]) -> _Eval:
+def _any_of(operands: tuple[ast.Node, ...]) -> Eval:
     """`or`, _all_of's mirror image: true when an operand is true; else null when one is null;
     else false. (Two loops, not one taking the deciding value: the test there is the hot path.)"""
     checks, others = _split(operands)
@@ -497,7 +396,7 @@ def _any_of(operands: tuple[ast.Node, ...]) -> _Eval:
     return any_of
 
 
-def _one_check(check: _Check) -> _Eval:
+def _one_check(check: _Check) -> Eval:
     """A single inline check as a closure."""
     name, test, constant, usual, normalize = check
 
@@ -512,7 +411,7 @@ def _one_check(check: _Check) -> _Eval:
     return checked
 
 
-def _bool_op(node: ast.Node) -> _Eval:
+def _bool_op(node: ast.Node) -> Eval:
     assert isinstance(node, ast.BoolOp)
     return _any_of(node.operands) if node.op == "or" else _all_of(node.operands)
 
@@ -530,10 +429,10 @@ _DECIMAL_ARITH: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
 }
 
 
-def _arith(node: ast.Node) -> _Eval:
+def _arith(node: ast.Node) -> Eval:
     assert isinstance(node, ast.Arith)
-    if _always_null(node.left) or _always_null(node.right):
-        return _null
+    if always_null(node.left) or always_null(node.right):
+        return null
     left, right = _compile(node.left), _compile(node.right)
     on_integers = _ARITH.get(node.op)
     on_decimals = _DECIMAL_ARITH[node.op]
@@ -542,7 +441,7 @@ def _arith(node: ast.Node) -> _Eval:
         try:
             return on_decimals(Decimal(a), Decimal(b))
         except (InvalidOperation, Overflow, DivisionByZero):
-            raise _too_large(node) from None
+            raise too_large(node) from None
 
     if on_integers is None:
 
@@ -566,7 +465,7 @@ def _arith(node: ast.Node) -> _Eval:
         if b is None:
             return None
         if isinstance(a, int) and isinstance(b, int):
-            return _int64(on_integers(a, b), node)
+            return int64(on_integers(a, b), node)
         return in_decimals(a, b)
 
     return arith
@@ -583,7 +482,7 @@ def _never_empty(_value: Any) -> bool:
     return False
 
 
-def _is_check(node: ast.Node) -> _Eval:
+def _is_check(node: ast.Node) -> Eval:
     assert isinstance(node, ast.IsCheck)
     operand = _compile(node.operand)
     empty = _EMPTY.get(node.operand.vtype or "", _never_empty)
@@ -622,13 +521,13 @@ def _test_for(op: str, left_type: str | None) -> _Test:
     return operator.contains if left_type == LIST else _TEXT_MATCH[op]
 
 
-def _compare(node: ast.Node) -> _Eval:
+def _compare(node: ast.Node) -> Eval:
     assert isinstance(node, ast.Compare)
     if node.op in ("in", "not in"):
         return _membership(node)
-    if _always_null(node.left) or _always_null(node.right):
+    if always_null(node.left) or always_null(node.right):
         # SQL's answer: a comparison with null is unknown, never true.
-        return _null
+        return null
     inline = _inline_check(node)
     if inline is not None:
         return _one_check(inline)
@@ -651,7 +550,7 @@ def _compare(node: ast.Node) -> _Eval:
     return compare
 
 
-def _at_midnight(operand: _Eval) -> _Eval:
+def _at_midnight(operand: Eval) -> Eval:
     """A date compared with a datetime: the datetime of its first instant (UTC), as in SQL."""
 
     def widened(env: Env, record: Mapping[str, Any]) -> datetime | None:
@@ -665,7 +564,7 @@ def _widens(left_type: str | None, right_type: str | None) -> bool:
     return {left_type, right_type} == {DATE, DATETIME}
 
 
-def _membership(node: ast.Compare) -> _Eval:
+def _membership(node: ast.Compare) -> Eval:
     assert isinstance(node.right, ast.ListLit)
     items = tuple((_compile(i), i.vtype) for i in node.right.items)
     negated = node.op == "not in"
@@ -688,7 +587,7 @@ def _membership(node: ast.Compare) -> _Eval:
                 continue
             if value is None:
                 continue
-            a, b = _widen(value, left_type, candidate, item_type)
+            a, b = widen(value, left_type, candidate, item_type)
             if a == b:
                 return not negated
         return None if unknown else negated
@@ -696,233 +595,17 @@ def _membership(node: ast.Compare) -> _Eval:
     return membership
 
 
-# --- functions ---------------------------------------------------------------------------------
-
-
-def _strict(node: ast.Call, compute: Callable[..., Any]) -> _Eval:
-    """A function that gives null when any argument is null, else compute(*values)."""
-    args = tuple(_compile(a) for a in node.args)
-    if len(args) == 1:
-        return _strict_1(compute, *args)
-    if len(args) == 2:
-        return _strict_2(compute, *args)
-
-    def strict(env: Env, record: Mapping[str, Any]) -> Any:
-        values = []
-        for arg in args:
-            value = arg(env, record)
-            if value is None:
-                return None
-            values.append(value)
-        return compute(*values)
-
-    return strict
-
-
-def _strict_1(compute: Callable[[Any], Any], arg: _Eval) -> _Eval:
-    def strict_1(env: Env, record: Mapping[str, Any]) -> Any:
-        value = arg(env, record)
-        return None if value is None else compute(value)
-
-    return strict_1
-
-
-def _strict_2(compute: Callable[[Any, Any], Any], first: _Eval, second: _Eval) -> _Eval:
-    def strict_2(env: Env, record: Mapping[str, Any]) -> Any:
-        a = first(env, record)
-        if a is None:
-            return None
-        b = second(env, record)
-        return None if b is None else compute(a, b)
-
-    return strict_2
-
-
-def _fn_case(node: ast.Call) -> _Eval:
-    change = str.lower if node.name == "lower" else str.upper
-    return _strict(node, lambda text: _text(change(text), node))
-
-
-def _fn_trim(node: ast.Call) -> _Eval:
-    # SQL's trim() removes spaces only, not tabs or newlines.
-    return _strict(node, lambda text: text.strip(" "))
-
-
-def _fn_len(node: ast.Call) -> _Eval:
-    return _strict(node, len)
-
-
-def _fn_abs(node: ast.Call) -> _Eval:
-    def absolute(value: Any) -> Any:
-        return _int64(abs(value), node) if isinstance(value, int) else abs(value)
-
-    return _strict(node, absolute)
-
-
-def _fn_round(node: ast.Call) -> _Eval:
-    def round_(number: Any, places: int = 0) -> Any:
-        if isinstance(number, int):
-            return number  # whole already: places are never negative
-        places = min(max(places, 0), MAX_ROUND_PLACES)
-        step = Decimal((0, (1,), -places))
-        try:
-            return number.quantize(step, rounding=ROUND_HALF_UP, context=DECIMALS)
-        except (InvalidOperation, Overflow, DivisionByZero):
-            raise _too_large(node) from None
-
-    return _strict(node, round_)
-
-
-def _fn_concat(node: ast.Call) -> _Eval:
-    # Null arguments count as empty text, so concat(first, " ", last) always gives text.
-    args = tuple(_compile(a) for a in node.args if not _always_null(a))
-
-    def concat(env: Env, record: Mapping[str, Any]) -> str:
-        parts: list[str] = []
-        size = 0
-        for arg in args:
-            value = arg(env, record)
-            if value is None:
-                continue
-            text = value if isinstance(value, str) else str(value)
-            size += len(text)
-            if size > MAX_TEXT_LENGTH:
-                raise _too_long(node)
-            parts.append(text)
-        return "".join(parts)
-
-    return concat
-
-
-def _fn_coalesce(node: ast.Call) -> _Eval:
-    args = tuple(_compile(a) for a in node.args)
-
-    def coalesce(env: Env, record: Mapping[str, Any]) -> Any:
-        for arg in args:
-            value = arg(env, record)
-            if value is not None:
-                return value
-        return None
-
-    return coalesce
-
-
-def _fn_if(node: ast.Call) -> _Eval:
-    # A condition that is null takes the second branch, as SQL's CASE does.
-    condition, then, otherwise = (_compile(a) for a in node.args)
-
-    def if_(env: Env, record: Mapping[str, Any]) -> Any:
-        if condition(env, record) is True:
-            return then(env, record)
-        return otherwise(env, record)
-
-    return if_
-
-
-def _fn_extreme(node: ast.Call) -> _Eval:
-    # Null when any argument is null, like every function but concat, coalesce and if.
-    pick: Callable[[Iterable[Any]], Any] = min if node.name == "min" else max
-    return _strict(node, lambda *values: pick(values))
-
-
-def _fn_today(_node: ast.Call) -> _Eval:
-    return _today
-
-
-def _fn_now(_node: ast.Call) -> _Eval:
-    return _now
-
-
-def _fn_date(node: ast.Call) -> _Eval:
-    return _strict(node, _utc_date)
-
-
-def _fn_datetime(node: ast.Call) -> _Eval:
-    return _strict(node, _normal_datetime)
-
-
-_DATE_PARTS: dict[str, Callable[[date], int]] = {
-    "year": lambda d: d.year,
-    "month": lambda d: d.month,
-    "day": lambda d: d.day,
-}
-
-
-def _fn_date_part(node: ast.Call) -> _Eval:
-    part = _DATE_PARTS[node.name]
-    return _strict(node, lambda value: part(_utc_date(value)))
-
-
-def _fn_days_between(node: ast.Call) -> _Eval:
-    # Whole calendar days between the UTC dates: a datetime counts as the day it falls on.
-    return _strict(node, lambda first, second: (_utc_date(second) - _utc_date(first)).days)
-
-
-def _fn_add_days(node: ast.Call) -> _Eval:
-    def add_days(value: date, days: int) -> date | None:
-        try:
-            return value + timedelta(days=days)
-        except OverflowError:
-            return None  # beyond the years 1 to 9999, as on the databases
-
-    return _strict(node, add_days)
-
-
-def _fn_changed(node: ast.Call) -> _Eval:
-    (arg,) = node.args
-    assert isinstance(arg, ast.FieldRef)
-    name = arg.path[0]
-    normalize = _NORMALIZE.get(arg.vtype or "", _identity)
-
-    def changed(env: Env, record: Mapping[str, Any]) -> bool:
-        if env.old is None:
-            return False
-        before, after = normalize(env.old.get(name)), normalize(record.get(name))
-        if before is None or after is None:
-            return (before is None) != (after is None)
-        return bool(before != after)
-
-    return changed
-
-
-_FUNCTIONS: dict[str, Callable[[ast.Call], _Eval]] = {
-    "lower": _fn_case,
-    "upper": _fn_case,
-    "trim": _fn_trim,
-    "len": _fn_len,
-    "concat": _fn_concat,
-    "coalesce": _fn_coalesce,
-    "abs": _fn_abs,
-    "round": _fn_round,
-    "today": _fn_today,
-    "now": _fn_now,
-    "date": _fn_date,
-    "year": _fn_date_part,
-    "month": _fn_date_part,
-    "day": _fn_date_part,
-    "if": _fn_if,
-    "min": _fn_extreme,
-    "max": _fn_extreme,
-    "datetime": _fn_datetime,
-    "days_between": _fn_days_between,
-    "add_days": _fn_add_days,
-    "changed": _fn_changed,
-}
-# Functions that do something other than give null when an argument is the null literal.
-_NULL_TOLERANT = frozenset({"concat", "coalesce", "if", "changed"})
-
-
-def _call(node: ast.Node) -> _Eval:
+def _call(node: ast.Node) -> Eval:
     assert isinstance(node, ast.Call)
-    build = _FUNCTIONS.get(node.name)
+    build = FUNCTIONS.get(node.name)
     if build is None:
         raise ValueError(f"{node.name}() cannot be evaluated")
-    if node.name not in _NULL_TOLERANT and any(_always_null(a) for a in node.args):
-        return _null
-    return build(node)
+    if node.name not in NULL_TOLERANT and any(always_null(a) for a in node.args):
+        return null
+    return build(node, _compile)
 
 
-_NODES: dict[type[ast.Node], Callable[[ast.Node], _Eval]] = {
+_NODES: dict[type[ast.Node], Callable[[ast.Node], Eval]] = {
     ast.Literal: _literal,
     ast.FieldRef: _field,
     ast.OldRef: _old,

@@ -1,0 +1,265 @@
+"""Deleting an entity, from the runtime's side: what other metadata stands in its way, and the
+runtime's rows about its records that a purge takes with its table.
+
+A blocker is a `FieldError` whose `field` is a JSON Pointer into the metadata as the API lists
+it: `/entities/{name}/…`, `/pipelines/{name}/…`, `/approval-processes/{name}/…`,
+`/roles/{name}/…`, `/webhooks/{id}/…` — every one is listed, so the admin knows what to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, select
+
+from metacrm.metadata.approvals import References, validate_approval_process
+from metacrm.metadata.entities import DesignResult, EntityDesigner
+from metacrm.metadata.model import EntityDef
+from metacrm.metadata.pipelines import validate_pipeline
+from metacrm.metadata.validate import ExpressionChecker, ExpressionSite, expression_sites, pointer
+from metacrm.platform.errors import FieldError, RuleError, Unprocessable
+from metacrm.platform.systables import (
+    approvals,
+    autonumbers,
+    notifications,
+    record_history,
+    record_shares,
+    stage_history,
+    stage_plans,
+    webhooks,
+)
+from metacrm.runtime.catalog import Catalog
+from metacrm.runtime.rules import Scope, check, parse
+
+# The code of a blocker that is an expression following a lookup into the entity.
+READS_THROUGH = "reads_through"
+
+# The runtime's rows about one entity's records, each table with an `entity` column. A purge
+# deletes them with the table (an approval's tasks and log go with it by foreign key). The event
+# outbox and webhook deliveries stay: they record what was already announced to the outside.
+RECORD_ROWS: tuple[Table, ...] = (
+    record_history,
+    autonumbers,
+    record_shares,
+    stage_history,
+    stage_plans,
+    approvals,
+    notifications,
+)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A webhook, as far as it can depend on an entity."""
+
+    id: str
+    name: str
+    entity: str | None
+    condition: str | None
+
+
+def subscriptions(conn: Connection) -> list[Subscription]:
+    rows = conn.execute(
+        select(webhooks.c.id, webhooks.c.name, webhooks.c.entity, webhooks.c.condition)
+    )
+    return [Subscription(r.id, r.name, r.entity, r.condition) for r in rows]
+
+
+def remove_entity(
+    conn: Connection, catalog: Catalog, author: str | None, name: str, *, purge: bool
+) -> DesignResult:
+    """Delete (or purge) the entity in the caller's transaction, refused with every blocker
+    while other metadata depends on it. A failure anywhere leaves data and metadata as they were:
+    the table is dropped, and its rows forgotten, in the same transaction."""
+    found = blockers(catalog, name, subscriptions(conn))
+    if found:
+        raise Unprocessable(
+            f"entity {name!r} is still used; change or delete what uses it first", errors=found
+        )
+    result = EntityDesigner(conn, author=author).delete(name, purge=purge)
+    if purge:
+        forget_records(conn, name)
+    return result
+
+
+def forget_records(conn: Connection, name: str) -> None:
+    for table in RECORD_ROWS:
+        conn.execute(delete(table).where(table.c.entity == name))
+
+
+def blockers(catalog: Catalog, name: str, hooks: Sequence[Subscription]) -> list[FieldError]:
+    """Everything that depends on entity `name`, besides the entity's own document."""
+    others = [e for e in sorted(catalog.entities.values(), key=lambda e: e.name) if e.name != name]
+    reads = _reads_through(catalog, name)
+    return [
+        *_lookups(others, name),
+        *_documents_on(catalog, name),
+        *_webhooks_on(hooks, name),
+        *_entity_expressions(others, reads),
+        *_role_expressions(catalog, name, reads),
+        *_pipeline_references(catalog, name, reads),
+        *_process_expressions(catalog, name, reads),
+        *_webhook_expressions(catalog, hooks, name, reads),
+    ]
+
+
+def _lookups(others: Iterable[EntityDef], name: str) -> list[FieldError]:
+    return [
+        FieldError(
+            pointer("entities", entity.name, "fields", i, "target"),
+            "lookup",
+            f"{entity.name}.{field['name']} looks up {name}",
+        )
+        for entity in others
+        for i, field in enumerate(entity.doc.get("fields", []))
+        if field.get("type") == "lookup" and field.get("target") == name
+    ]
+
+
+def _documents_on(catalog: Catalog, name: str) -> list[FieldError]:
+    found = [
+        FieldError(
+            pointer("pipelines", p.name, "entity"), "pipeline", f"pipeline {p.name} runs on {name}"
+        )
+        for p in sorted(catalog.pipelines_of(name), key=lambda p: p.name)
+    ]
+    found += [
+        FieldError(
+            pointer("approval-processes", p.name, "entity"),
+            "approval_process",
+            f"approval process {p.name} runs on {name}",
+        )
+        for p in sorted(catalog.approval_processes_of(name), key=lambda p: p.name)
+    ]
+    found += [
+        FieldError(
+            pointer("roles", r.name, "entities", name),
+            "role",
+            f"role {r.name} grants rights on {name}",
+        )
+        for r in sorted(catalog.roles.values(), key=lambda r: r.name)
+        if r.on(name) is not None
+    ]
+    return found
+
+
+def _webhooks_on(hooks: Sequence[Subscription], name: str) -> list[FieldError]:
+    return [
+        FieldError(
+            pointer("webhooks", hook.id, "entity"),
+            "webhook",
+            f"webhook {hook.name!r} is subscribed to {name}",
+        )
+        for hook in hooks
+        if hook.entity == name
+    ]
+
+
+def _reads_through(catalog: Catalog, name: str) -> ExpressionChecker:
+    """An expression checker that reports, instead of type errors, an expression that follows a
+    lookup into entity `name`. Each document kind's validator knows where its expressions are,
+    so running it with this checker walks them all."""
+
+    def check_expression(document: dict[str, Any], site: ExpressionSite) -> list[FieldError]:
+        entity = EntityDef.from_doc(document)
+        entered = False
+
+        def resolve(target: str) -> EntityDef | None:
+            nonlocal entered
+            entered = entered or target == name
+            return entity if target == entity.name else catalog.find(target)
+
+        scope = Scope(entity=entity, resolve_entity=resolve, allow_change_refs=True)
+        # It was checked when saved; a lookup it followed before failing now still counts.
+        with suppress(RuleError):
+            check(parse(site.expression), scope)
+        if not entered:
+            return []
+        return [
+            FieldError(
+                site.pointer, READS_THROUGH, f"{site.expression!r} reads {name} through a lookup"
+            )
+        ]
+
+    return check_expression
+
+
+def _under(prefix: str, errors: Iterable[FieldError]) -> list[FieldError]:
+    """The reads-through findings among a validator's results, placed under their document."""
+    return [
+        FieldError(prefix + e.field, e.code, e.message) for e in errors if e.code == READS_THROUGH
+    ]
+
+
+def _entity_expressions(others: Iterable[EntityDef], reads: ExpressionChecker) -> list[FieldError]:
+    return [
+        finding
+        for entity in others
+        for site in expression_sites(entity.doc)
+        for finding in _under(pointer("entities", entity.name), reads(entity.doc, site))
+    ]
+
+
+def _role_expressions(catalog: Catalog, name: str, reads: ExpressionChecker) -> list[FieldError]:
+    found = []
+    for role in sorted(catalog.roles.values(), key=lambda r: r.name):
+        for entity_name, spec in role.entities.items():
+            entity = catalog.find(entity_name)
+            if entity_name == name or entity is None:
+                continue
+            for i, rule in enumerate(spec.record_rules):
+                at = pointer("entities", entity_name, "record_rules", i, "condition")
+                site = ExpressionSite(at, rule.condition, "boolean", needs_sql=True)
+                found += _under(pointer("roles", role.name), reads(entity.doc, site))
+    return found
+
+
+def _pipeline_references(catalog: Catalog, name: str, reads: ExpressionChecker) -> list[FieldError]:
+    """Pipelines of other entities whose stages read the entity or create its records."""
+    found = []
+    for pipeline in sorted(catalog.pipelines.values(), key=lambda p: p.name):
+        if pipeline.entity == name:
+            continue
+        at = pointer("pipelines", pipeline.name)
+        for i, stage in enumerate(pipeline.stages):
+            for j, action in enumerate(stage.actions):
+                if action.get("type") == "create_record" and action.get("entity") == name:
+                    found.append(
+                        FieldError(
+                            f"{at}/stages/{i}/actions/{j}/entity",
+                            "pipeline_action",
+                            f"pipeline {pipeline.name} creates {name} records in stage {stage.key}",
+                        )
+                    )
+        errors = validate_pipeline(dict(pipeline.doc), catalog.entities, catalog.pipelines, reads)
+        found += _under(at, errors)
+    return found
+
+
+def _process_expressions(catalog: Catalog, name: str, reads: ExpressionChecker) -> list[FieldError]:
+    refs = References(catalog.entities, catalog.roles.keys(), lambda _user: True, reads)
+    return [
+        finding
+        for process in sorted(catalog.approval_processes.values(), key=lambda p: p.name)
+        if process.entity != name
+        for finding in _under(
+            pointer("approval-processes", process.name),
+            validate_approval_process(dict(process.doc), refs),
+        )
+    ]
+
+
+def _webhook_expressions(
+    catalog: Catalog, hooks: Sequence[Subscription], name: str, reads: ExpressionChecker
+) -> list[FieldError]:
+    found = []
+    for hook in hooks:
+        entity = catalog.find(hook.entity) if hook.entity else None
+        if entity is None or hook.entity == name or not hook.condition:
+            continue
+        site = ExpressionSite("/condition", hook.condition, "boolean", needs_sql=True)
+        found += _under(pointer("webhooks", hook.id), reads(entity.doc, site))
+    return found
