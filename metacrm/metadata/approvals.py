@@ -17,7 +17,14 @@ from sqlalchemy import Connection, select
 
 from metacrm.metadata.documents import DocumentDesigner, DocumentKind
 from metacrm.metadata.model import EntityDef
-from metacrm.metadata.validate import ExpressionChecker, ExpressionSite, nul_errors, schema_errors
+from metacrm.metadata.validate import (
+    ExpressionChecker,
+    ExpressionSite,
+    SchemaCheck,
+    pointer,
+    schema_check,
+    text_errors,
+)
 from metacrm.platform.errors import FieldError
 from metacrm.platform.systables import users
 from metacrm.platform.users import ADMIN_ROLE
@@ -137,29 +144,41 @@ class References:
 
 
 def validate_approval_process(doc: Any, refs: References) -> list[FieldError]:
-    """Every problem with a process document, each with a JSON Pointer."""
-    errors = schema_errors(APPROVAL_PROCESS, doc) + nul_errors(doc)
-    if errors or not isinstance(doc, dict):
+    """Every problem with a process document, each with a JSON Pointer: schema errors and the
+    errors of meaning of every part the schema finds sound."""
+    check = schema_check(APPROVAL_PROCESS, doc)
+    errors = check.errors + text_errors(doc)
+    if not isinstance(doc, dict) or not check.sound("entity"):
         return errors
     entity = refs.entities.get(doc["entity"])
     if entity is None:
-        return [FieldError("/entity", "unknown_entity", f"no entity named {doc['entity']!r}")]
-    errors.extend(_trigger_errors(doc))
+        return [
+            *errors,
+            FieldError("/entity", "unknown_entity", f"no entity named {doc['entity']!r}"),
+        ]
+    if check.sound("trigger") and check.sound("auto_condition"):
+        errors.extend(_trigger_errors(doc))
     for key in ("entry_condition", "auto_condition"):
-        if key in doc:
+        if key in doc and check.sound(key):
             errors.extend(_condition_errors(refs, entity, f"/{key}", doc[key]))
-    for i, role in enumerate(doc.get("submitters") or ()):
-        errors.extend(_role_errors(refs, f"/submitters/{i}", role))
+    for i, role in enumerate(check.items(doc, "submitters")):
+        if check.sound("submitters", i):
+            errors.extend(_role_errors(refs, f"/submitters/{i}", role))
     names: set[str] = set()
-    for i, step in enumerate(doc["steps"]):
-        at = f"/steps/{i}"
-        if step["name"] in names:
-            errors.append(FieldError(f"{at}/name", "duplicate", "step names must be unique"))
-        names.add(step["name"])
-        errors.extend(_step_errors(refs, entity, at, step))
+    for i, step in enumerate(check.items(doc, "steps")):
+        if not check.sound_place("steps", i):
+            continue
+        if check.sound("steps", i, "name"):
+            if step["name"] in names:
+                errors.append(
+                    FieldError(f"/steps/{i}/name", "duplicate", "step names must be unique")
+                )
+            names.add(step["name"])
+        errors.extend(_step_errors(refs, entity, ("steps", i), step, check))
     for moment in PROCESS_MOMENTS:
-        for j, action in enumerate(doc.get(moment) or ()):
-            errors.extend(_action_errors(refs, entity, f"/{moment}/{j}", action))
+        for j, action in enumerate(check.items(doc, moment)):
+            if check.sound(moment, j):
+                errors.extend(_action_errors(refs, entity, f"/{moment}/{j}", action))
     return errors
 
 
@@ -191,21 +210,29 @@ def _user_errors(refs: References, at: str, user_id: str) -> list[FieldError]:
 
 
 def _step_errors(
-    refs: References, entity: EntityDef, at: str, step: dict[str, Any]
+    refs: References,
+    entity: EntityDef,
+    at: tuple[str, int],
+    step: dict[str, Any],
+    check: SchemaCheck,
 ) -> list[FieldError]:
     errors = []
-    if "condition" in step:
-        errors.extend(_condition_errors(refs, entity, f"{at}/condition", step["condition"]))
-    mode = step.get("mode", "any")
-    if mode == "quorum" and "quorum" not in step:
-        errors.append(FieldError(f"{at}/quorum", "required", "a quorum step needs quorum"))
-    if mode != "quorum" and "quorum" in step:
-        errors.append(FieldError(f"{at}/quorum", "unused", "only mode quorum uses a quorum"))
-    for k, source in enumerate(step["approvers"]):
-        errors.extend(_approver_errors(refs, entity, f"{at}/approvers/{k}", source))
+    where = pointer(*at)
+    if "condition" in step and check.sound(*at, "condition"):
+        errors.extend(_condition_errors(refs, entity, f"{where}/condition", step["condition"]))
+    if check.sound(*at, "mode") and check.sound(*at, "quorum"):
+        mode = step.get("mode", "any")
+        if mode == "quorum" and "quorum" not in step:
+            errors.append(FieldError(f"{where}/quorum", "required", "a quorum step needs quorum"))
+        if mode != "quorum" and "quorum" in step:
+            errors.append(FieldError(f"{where}/quorum", "unused", "only mode quorum uses a quorum"))
+    for k, source in enumerate(check.items(step, *at, "approvers")):
+        if check.sound(*at, "approvers", k):
+            errors.extend(_approver_errors(refs, entity, f"{where}/approvers/{k}", source))
     for moment in STEP_MOMENTS:
-        for j, action in enumerate(step.get(moment) or ()):
-            errors.extend(_action_errors(refs, entity, f"{at}/{moment}/{j}", action))
+        for j, action in enumerate(check.items(step, *at, moment)):
+            if check.sound(*at, moment, j):
+                errors.extend(_action_errors(refs, entity, f"{where}/{moment}/{j}", action))
     return errors
 
 

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection
 
 from metacrm.metadata import store
+from metacrm.metadata.labels import with_label_maps
 from metacrm.platform.errors import (
     BadRequest,
     Conflict,
@@ -44,6 +45,7 @@ class DocumentDesigner(Generic[T]):
     kind: DocumentKind[T]
 
     def create(self, doc: Any) -> T:
+        doc = with_label_maps(self.kind.kind, doc)
         self.check(doc)
         if store.get(self.conn, self.kind.kind, doc["name"]) is not None:
             raise Conflict(f"a {self.kind.noun} named {doc['name']!r} already exists")
@@ -53,6 +55,7 @@ class DocumentDesigner(Generic[T]):
         """Replace the document; a `version` in it must be the current one (412 otherwise), so
         two admins editing the same document can't overwrite each other unknowingly."""
         current = self.current(name)
+        doc = with_label_maps(self.kind.kind, doc)
         expected = doc.get("version") if isinstance(doc, dict) else None
         if expected is not None:
             if not isinstance(expected, int) or isinstance(expected, bool):

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from metacrm.metadata import store
+from metacrm.metadata.labels import with_label_maps
 from metacrm.metadata.migrate import apply_plan, check_plan
 from metacrm.metadata.model import EntityDef, without_storage_ids
 from metacrm.metadata.planner import Plan, plan_change, plan_create, plan_purge, plan_remove
@@ -24,6 +25,9 @@ from metacrm.platform.errors import (
     PreconditionFailed,
     Unprocessable,
 )
+
+# The schema of a field document on its own (where it holds labels).
+FIELD_SCHEMA = "field"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class EntityDesigner:
             raise Unprocessable("the entity document is not valid", errors=errors)
 
     def create(self, document: Any, *, dry_run: bool = False) -> DesignResult:
+        document = with_label_maps(store.ENTITY, document)
         known = self._known()
         self._validate(document, known)
         name = document["name"]
@@ -89,6 +94,7 @@ class EntityDesigner:
         action: str = "update",
     ) -> DesignResult:
         old = self.current(name)
+        document = with_label_maps(store.ENTITY, document)
         if isinstance(document, dict) and document.get("name", name) != name:
             raise Unprocessable(
                 "an entity can't be renamed",
@@ -103,6 +109,7 @@ class EntityDesigner:
 
     def add_field(self, name: str, field: Any) -> DesignResult:
         old = self.current(name)
+        field = with_label_maps(FIELD_SCHEMA, field)
         errors = validate_field(field, ("fields", len(old.fields)), self._known())
         if errors:
             raise Unprocessable("the field is not valid", errors=errors)
@@ -204,7 +211,9 @@ class EntityDesigner:
             problems = check_plan(self.conn, old, plan)
             if problems:
                 raise Unprocessable("existing records can't take this change", errors=problems)
-            return DesignResult(plan.entity, plan, applied=False)
+            # A preview shows the version the change would get if it were made now.
+            version = store.next_version(self.conn, store.ENTITY, plan.entity.name)
+            return DesignResult(EntityDef.from_doc(plan.entity.doc, version), plan, applied=False)
         apply_plan(self.conn, old, plan)
         version = store.save(
             self.conn,

@@ -14,7 +14,14 @@ from functools import cached_property
 from typing import Any
 
 from metacrm.metadata.model import EntityDef, FieldDef
-from metacrm.metadata.validate import ExpressionChecker, ExpressionSite, nul_errors, schema_errors
+from metacrm.metadata.validate import (
+    ExpressionChecker,
+    ExpressionSite,
+    SchemaCheck,
+    pointer,
+    schema_check,
+    text_errors,
+)
 from metacrm.platform.errors import FieldError
 
 PIPELINE = "pipeline"
@@ -148,52 +155,89 @@ def validate_pipeline(
     check_expression: ExpressionChecker | None = None,
 ) -> list[FieldError]:
     """Every problem with a pipeline document, each with a JSON Pointer. `pipelines` are the
-    others that exist (the one being replaced may be among them)."""
-    errors = schema_errors(PIPELINE, doc) + nul_errors(doc)
-    if errors or not isinstance(doc, dict):
+    others that exist (the one being replaced may be among them). Schema errors and errors of
+    meaning come together: the checks of meaning skip only the parts the schema finds broken."""
+    check = schema_check(PIPELINE, doc)
+    errors = check.errors + text_errors(doc)
+    if not isinstance(doc, dict) or not check.sound("entity"):
         return errors
     entity = entities.get(doc["entity"])
     if entity is None:
-        return [FieldError("/entity", "unknown_entity", f"no entity named {doc['entity']!r}")]
-    errors.extend(_field_errors(doc, entity, pipelines))
-    if errors:
+        return [
+            *errors,
+            FieldError("/entity", "unknown_entity", f"no entity named {doc['entity']!r}"),
+        ]
+    field_errors = _field_errors(doc, entity, pipelines, check)
+    if field_errors or not check.sound("field"):
+        # The stages are options of that field: without it there is nothing to check them on.
+        return errors + field_errors
+    stages = check.items(doc, "stages")
+    keyed = {i: s["key"] for i, s in enumerate(stages) if check.sound("stages", i, "key")}
+    errors.extend(_stage_key_errors(keyed))
+    if not keyed:
         return errors
-    keys = [s["key"] for s in doc["stages"]]
-    errors.extend(_stage_key_errors(keys))
-    target = EntityDef.from_doc(entity_document(entity.doc, doc))
-    for i, stage in enumerate(doc["stages"]):
-        errors.extend(
-            _stage_errors(stage, f"/stages/{i}", doc["field"], target, entities, check_expression)
-        )
-    errors.extend(_transition_errors(doc.get("transitions"), set(keys)))
+    target = EntityDef.from_doc(entity_document(entity.doc, _with_sound_stages(doc, check)))
+    for i, stage in enumerate(stages):
+        if check.sound_place("stages", i):
+            errors.extend(
+                _stage_errors(
+                    stage, ("stages", i), check, doc["field"], target, entities, check_expression
+                )
+            )
+    # With a stage key missing, a transition naming it would look unknown.
+    if len(keyed) == len(stages):
+        errors.extend(_transition_errors(doc, set(keyed.values()), check))
     return errors
 
 
+def _with_sound_stages(doc: dict[str, Any], check: SchemaCheck) -> dict[str, Any]:
+    """The pipeline as far as the entity's options go: the stages with a sound key, each with
+    its label, or its key as the label when the label is broken."""
+    stages = [
+        {
+            "key": s["key"],
+            "label": s["label"] if check.sound("stages", i, "label") else {"en": s["key"]},
+        }
+        for i, s in enumerate(doc["stages"])
+        if check.sound("stages", i, "key")
+    ]
+    return {**doc, "stages": stages}
+
+
 def _field_errors(
-    doc: dict[str, Any], entity: EntityDef, pipelines: Mapping[str, PipelineDef]
+    doc: dict[str, Any],
+    entity: EntityDef,
+    pipelines: Mapping[str, PipelineDef],
+    check: SchemaCheck,
 ) -> list[FieldError]:
     errors = []
     name = entity.name
-    field = entity.field(doc["field"])
-    if field is None or field.system:
-        errors.append(
-            FieldError("/field", "unknown_field", f"{name} has no field {doc['field']!r}")
-        )
-    elif field.type != "picklist":
-        errors.append(
-            FieldError("/field", "not_picklist", f"{field.name} is a {field.type}, not a picklist")
-        )
-    for other in pipelines.values():
-        if other.name != doc["name"] and (other.entity, other.field) == (name, doc["field"]):
+    if check.sound("field"):
+        field = entity.field(doc["field"])
+        if field is None or field.system:
             errors.append(
-                FieldError("/field", "duplicate", f"pipeline {other.name!r} already drives it")
+                FieldError("/field", "unknown_field", f"{name} has no field {doc['field']!r}")
             )
+        elif field.type != "picklist":
+            errors.append(
+                FieldError(
+                    "/field", "not_picklist", f"{field.name} is a {field.type}, not a picklist"
+                )
+            )
+        for other in pipelines.values():
+            if other.name != doc.get("name") and (other.entity, other.field) == (
+                name,
+                doc["field"],
+            ):
+                errors.append(
+                    FieldError("/field", "duplicate", f"pipeline {other.name!r} already drives it")
+                )
     allowed: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("lost_reason_field", ("picklist",)),
         ("probability_field", PROBABILITY_TYPES),
     )
     for option, types in allowed:
-        if option not in doc:
+        if option not in doc or not check.sound(option):
             continue
         found = entity.field(doc[option])
         if found is None or found.system:
@@ -230,10 +274,10 @@ def _kind_name(doc: Mapping[str, Any]) -> str:
     return str(doc.get("type"))
 
 
-def _stage_key_errors(keys: list[str]) -> list[FieldError]:
+def _stage_key_errors(keys: Mapping[int, str]) -> list[FieldError]:
     errors = []
     seen: set[str] = set()
-    for i, key in enumerate(keys):
+    for i, key in keys.items():
         if not key.strip():
             errors.append(FieldError(f"/stages/{i}/key", "empty", "a stage key can't be blank"))
         elif key in seen:
@@ -244,29 +288,37 @@ def _stage_key_errors(keys: list[str]) -> list[FieldError]:
 
 def _stage_errors(
     stage: dict[str, Any],
-    at: str,
+    at: tuple[str, int],
+    check: SchemaCheck,
     stage_field: str,
     entity: EntityDef,
     entities: Mapping[str, EntityDef],
     check_expression: ExpressionChecker | None,
 ) -> list[FieldError]:
     errors = []
-    if "entry_condition" in stage and check_expression is not None:
-        site = ExpressionSite(f"{at}/entry_condition", stage["entry_condition"], "boolean", True)
+    where = pointer(*at)
+    condition = stage.get("entry_condition") if check.sound(*at, "entry_condition") else None
+    if condition is not None and check_expression is not None:
+        site = ExpressionSite(f"{where}/entry_condition", condition, "boolean", True)
         errors.extend(check_expression(entity.doc, site))
-    for j, name in enumerate(stage.get("required_fields") or ()):
+    required = stage.get("required_fields") if check.sound(*at, "required_fields") else None
+    for j, name in enumerate(required or ()):
         found = entity.field(name)
         if found is None or found.type == "formula":
             errors.append(
-                FieldError(f"{at}/required_fields/{j}", "unknown_field", f"no field named {name!r}")
+                FieldError(
+                    f"{where}/required_fields/{j}", "unknown_field", f"no field named {name!r}"
+                )
             )
-    for j, action in enumerate(stage.get("actions") or ()):
-        where = f"{at}/actions/{j}"
+    for j, action in enumerate(check.items(stage, *at, "actions")):
+        if not check.sound(*at, "actions", j):
+            continue
+        place = f"{where}/actions/{j}"
         if action["type"] == "set_field":
             managed = (stage_field, ENTERED_AT)
-            errors.extend(_set_field_errors(action, where, entity, managed, check_expression))
+            errors.extend(_set_field_errors(action, place, entity, managed, check_expression))
         elif action["type"] == "create_record":
-            errors.extend(_create_errors(action, where, entity, entities, check_expression))
+            errors.extend(_create_errors(action, place, entity, entities, check_expression))
     return errors
 
 
@@ -318,19 +370,21 @@ def _create_errors(
     return errors
 
 
-def _transition_errors(transitions: Any, keys: set[str]) -> list[FieldError]:
+def _transition_errors(doc: dict[str, Any], keys: set[str], check: SchemaCheck) -> list[FieldError]:
     errors = []
     sources: set[str] = set()
-    for i, transition in enumerate(transitions or ()):
+    for i, transition in enumerate(check.items(doc, "transitions")):
         at = f"/transitions/{i}"
-        if transition["from"] not in keys:
-            errors.append(
-                FieldError(f"{at}/from", "unknown_stage", f"no stage {transition['from']!r}")
-            )
-        elif transition["from"] in sources:
-            errors.append(FieldError(f"{at}/from", "duplicate", "list each stage's moves once"))
-        sources.add(transition["from"])
-        for j, key in enumerate(transition["to"]):
-            if key not in keys:
-                errors.append(FieldError(f"{at}/to/{j}", "unknown_stage", f"no stage {key!r}"))
+        if check.sound("transitions", i, "from"):
+            if transition["from"] not in keys:
+                errors.append(
+                    FieldError(f"{at}/from", "unknown_stage", f"no stage {transition['from']!r}")
+                )
+            elif transition["from"] in sources:
+                errors.append(FieldError(f"{at}/from", "duplicate", "list each stage's moves once"))
+            sources.add(transition["from"])
+        if check.sound("transitions", i, "to"):
+            for j, key in enumerate(transition["to"]):
+                if key not in keys:
+                    errors.append(FieldError(f"{at}/to/{j}", "unknown_stage", f"no stage {key!r}"))
     return errors

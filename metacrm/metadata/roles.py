@@ -18,7 +18,14 @@ from sqlalchemy import Connection, func, select
 from metacrm.metadata import store
 from metacrm.metadata.documents import DocumentDesigner, DocumentKind
 from metacrm.metadata.model import EntityDef
-from metacrm.metadata.validate import ExpressionChecker, ExpressionSite, nul_errors, schema_errors
+from metacrm.metadata.validate import (
+    ExpressionChecker,
+    ExpressionSite,
+    SchemaCheck,
+    pointer,
+    schema_check,
+    text_errors,
+)
 from metacrm.platform.errors import Conflict, FieldError
 from metacrm.platform.systables import user_roles
 from metacrm.platform.users import ADMIN_ROLE
@@ -123,45 +130,73 @@ def validate_role(
     entities: Mapping[str, EntityDef],
     check_expression: ExpressionChecker | None = None,
 ) -> list[FieldError]:
-    """Every problem with a role document, each with a JSON Pointer."""
-    errors = schema_errors(ROLE, doc) + nul_errors(doc)
-    if errors or not isinstance(doc, dict):
+    """Every problem with a role document, each with a JSON Pointer: schema errors and the
+    errors of meaning of every part the schema finds sound."""
+    check = schema_check(ROLE, doc)
+    errors = check.errors + text_errors(doc)
+    if not isinstance(doc, dict):
         return errors
-    if doc["name"] == ADMIN_ROLE:
+    if check.sound("name") and doc["name"] == ADMIN_ROLE:
         errors.append(FieldError("/name", "reserved", "'admin' is the admin flag, not a role"))
-    for entity_name, spec in (doc.get("entities") or {}).items():
-        at = f"/entities/{entity_name}"
+    for entity_name, spec in check.members(doc, "entities").items():
+        at = ("entities", entity_name)
         entity = entities.get(entity_name)
         if entity is None:
-            errors.append(FieldError(at, "unknown_entity", f"no entity named {entity_name!r}"))
+            errors.append(
+                FieldError(pointer(*at), "unknown_entity", f"no entity named {entity_name!r}")
+            )
             continue
-        names: set[str] = set()
-        for i, rule in enumerate(spec.get("record_rules") or ()):
+        errors.extend(_record_rule_errors(check, spec, at, entity, check_expression))
+        errors.extend(_field_rule_errors(check, spec, at, entity))
+    return errors
+
+
+def _record_rule_errors(
+    check: SchemaCheck,
+    spec: Any,
+    at: tuple[str, str],
+    entity: EntityDef,
+    check_expression: ExpressionChecker | None,
+) -> list[FieldError]:
+    errors = []
+    names: set[str] = set()
+    for i, rule in enumerate(check.items(spec, *at, "record_rules")):
+        where = (*at, "record_rules", i)
+        if check.sound(*where, "name"):
             if rule["name"] in names:
-                errors.append(FieldError(f"{at}/record_rules/{i}/name", "duplicate", "repeated"))
+                errors.append(FieldError(pointer(*where, "name"), "duplicate", "repeated"))
             names.add(rule["name"])
-            if check_expression is not None:
-                site = ExpressionSite(
-                    f"{at}/record_rules/{i}/condition", rule["condition"], "boolean", needs_sql=True
+        if check_expression is not None and check.sound(*where, "condition"):
+            site = ExpressionSite(
+                pointer(*where, "condition"), rule["condition"], "boolean", needs_sql=True
+            )
+            errors.extend(check_expression(entity.doc, site))
+    return errors
+
+
+def _field_rule_errors(
+    check: SchemaCheck, spec: Any, at: tuple[str, str], entity: EntityDef
+) -> list[FieldError]:
+    errors = []
+    for name, rule in check.members(spec, *at, "fields").items():
+        found = entity.field(name)
+        where = pointer(*at, "fields", name)
+        if found is None:
+            errors.append(FieldError(where, "unknown_field", f"{entity.name} has no {name!r}"))
+        elif found.system:
+            errors.append(FieldError(where, "reserved", "system fields are always visible"))
+        elif not check.sound(*at, "fields", name, "access"):
+            continue
+        elif rule["access"] == "masked" and found.type not in MASKABLE_TYPES:
+            errors.append(
+                FieldError(
+                    f"{where}/access",
+                    "not_maskable",
+                    f"a {found.type} field can't be masked; hide it instead",
                 )
-                errors.extend(check_expression(entity.doc, site))
-        for name, rule in (spec.get("fields") or {}).items():
-            found = entity.field(name)
-            where = f"{at}/fields/{name}"
-            if found is None:
-                errors.append(FieldError(where, "unknown_field", f"{entity_name} has no {name!r}"))
-            elif found.system:
-                errors.append(FieldError(where, "reserved", "system fields are always visible"))
-            elif rule["access"] == "masked" and found.type not in MASKABLE_TYPES:
-                errors.append(
-                    FieldError(
-                        f"{where}/access",
-                        "not_maskable",
-                        f"a {found.type} field can't be masked; hide it instead",
-                    )
-                )
-            elif "mask" in rule and rule["access"] != "masked":
-                errors.append(FieldError(f"{where}/mask", "unused", "only masked fields mask"))
+            )
+        elif "mask" in rule and rule["access"] != "masked":
+            errors.append(FieldError(f"{where}/mask", "unused", "only masked fields mask"))
     return errors
 
 

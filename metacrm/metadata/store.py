@@ -4,6 +4,7 @@ and the stamp that tells every process its cache is stale."""
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,9 +15,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from metacrm.metadata.model import without_storage_ids
 from metacrm.platform.clock import as_utc, utcnow
-from metacrm.platform.errors import NotFound
+from metacrm.platform.errors import MetacrmError, NotFound, Unprocessable
 from metacrm.platform.invalidation import metadata_changed
 from metacrm.platform.systables import counters, meta_documents, meta_stamp, meta_versions
+from metacrm.platform.text import unencodable_text
 
 ENTITY = "entity"
 ENTITY_STORAGE_COUNTER = "entity_storage_id"
@@ -112,11 +114,18 @@ def save(
     action: str,
 ) -> int:
     """Store a new version as current and in history; returns its number. The caller's
-    transaction makes this atomic with the schema change it describes."""
+    transaction makes this atomic with the schema change it describes, and with the check that
+    what was stored reads back as it was meant: a document that can't be read back and served
+    is never committed."""
+    bad_text = list(unencodable_text(document))
+    if bad_text:
+        raise Unprocessable(
+            f"the {kind} document holds text that is not valid Unicode", errors=bad_text
+        )
     previous = get(conn, kind, name)
     # A document brought back after a deletion differs from what was deleted, not from nothing.
     basis = previous or removed(conn, kind, name)
-    version = _last_version(conn, kind, name) + 1
+    version = next_version(conn, kind, name)
     now = utcnow()
     document = copy.deepcopy(document)
     conn.execute(
@@ -140,8 +149,43 @@ def save(
         )
     else:
         conn.execute(meta_documents.insert().values(kind=kind, name=name, **values))
+    _check_read_back(conn, kind, name, version, document)
     bump_stamp(conn)
     return version
+
+
+class UnreadableDocument(MetacrmError):
+    """A stored document that would not read back as it was meant (a bug, not the client's)."""
+
+
+def _check_read_back(
+    conn: Connection, kind: str, name: str, version: int, document: dict[str, Any]
+) -> None:
+    """Read the new version back, current and in history, and serialise it as a response
+    would; any difference or failure raises inside the caller's transaction, which rolls the
+    whole change back."""
+    current = get(conn, kind, name)
+    kept = conn.execute(
+        select(meta_versions.c.document, meta_versions.c.diff).where(
+            meta_versions.c.kind == kind,
+            meta_versions.c.name == name,
+            meta_versions.c.version == version,
+        )
+    ).first()
+    if current is None or kept is None or current.version != version:
+        raise UnreadableDocument(f"{kind} {name!r} version {version} did not read back")
+    for stored in (current.document, kept.document):
+        if stored != document:
+            raise UnreadableDocument(f"{kind} {name!r} reads back changed")
+    try:
+        json.dumps([current.document, kept.diff], ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as error:
+        raise UnreadableDocument(f"{kind} {name!r} can't be served: {error}") from None
+
+
+def next_version(conn: Connection, kind: str, name: str) -> int:
+    """The number the next saved version of a document gets (1 for a new one)."""
+    return _last_version(conn, kind, name) + 1
 
 
 # What a removal records in its version's diff.

@@ -21,6 +21,7 @@ from metacrm.metadata.model import EntityDef
 from metacrm.platform.clock import utcnow
 from metacrm.platform.errors import Unprocessable
 from metacrm.platform.events import Event
+from metacrm.platform.preconditions import IfMatch
 from metacrm.platform.settings import Settings
 from metacrm.platform.tasks import TaskQueue
 from metacrm.platform.users import User
@@ -142,7 +143,12 @@ class Records(Protocol):
     def create(self, entity_name: str, data: Any) -> dict[str, Any]: ...
 
     def update(
-        self, entity_name: str, record_id: str, data: Any, *, if_match: int | None = None
+        self,
+        entity_name: str,
+        record_id: str,
+        data: Any,
+        *,
+        if_match: IfMatch | int | None = None,
     ) -> dict[str, Any]: ...
 
     def record_history(

@@ -34,6 +34,7 @@ from metacrm.platform.errors import (
     Unprocessable,
 )
 from metacrm.platform.ids import is_valid_id, new_id
+from metacrm.platform.preconditions import IfMatch
 from metacrm.platform.systables import record_history, users
 from metacrm.platform.users import User
 from metacrm.runtime import listing
@@ -345,7 +346,12 @@ class RecordService:
         return self._written(entity, record_id, 1)
 
     def update(
-        self, entity_name: str, record_id: str, data: Any, *, if_match: int | None = None
+        self,
+        entity_name: str,
+        record_id: str,
+        data: Any,
+        *,
+        if_match: IfMatch | int | None = None,
     ) -> dict[str, Any]:
         entity = self.ctx.catalog.entity(entity_name)
         row = self._row(entity, record_id)
@@ -511,7 +517,9 @@ class RecordService:
         except NotFound:
             return {"id": record_id, "version": version}
 
-    def delete(self, entity_name: str, record_id: str, *, if_match: int | None = None) -> None:
+    def delete(
+        self, entity_name: str, record_id: str, *, if_match: IfMatch | int | None = None
+    ) -> None:
         entity = self.ctx.catalog.entity(entity_name)
         row = self._row(entity, record_id)
         self.permissions.require(entity, "delete")
@@ -549,12 +557,13 @@ class RecordService:
         self.record_history(entity, row.id, version, action, changes)
         self.publish_record_event(entity, row.id, action, changes)
 
-    def _check_version(self, entity: EntityDef, row: Any, if_match: int | None) -> None:
-        if if_match is not None and if_match != row.version:
-            raise PreconditionFailed(
-                f"{entity.name} {row.id} is at version {row.version}, not {if_match}",
-                extra={"current_version": row.version},
-            )
+    def _check_version(self, entity: EntityDef, row: Any, if_match: IfMatch | int | None) -> None:
+        """An If-Match condition holds for the record as it is (a weak tag never does)."""
+        if if_match is None:
+            return
+        condition = IfMatch.version(if_match) if isinstance(if_match, int) else if_match
+        if not condition.matches(row.version):
+            raise condition.refusal(f"{entity.name} {row.id}", row.version)
 
     @property
     def _hooks(self) -> Sequence[Any]:

@@ -99,6 +99,9 @@ def _name_errors(value: Any, _catalog: Catalog) -> list[FieldError]:
         return [FieldError("name", "type", "must be a non-empty text")]
     if len(value) > MAX_NAME:
         return [FieldError("name", "too_long", f"at most {MAX_NAME} characters")]
+    if "\x00" in value:
+        # PostgreSQL can't store it; refused on every database alike.
+        return [FieldError("name", "format", "must not contain NUL characters")]
     return []
 
 

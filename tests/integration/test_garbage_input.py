@@ -79,6 +79,12 @@ NOT_JSON = {
     "infinity": '{"name": "x", "amount": Infinity}',
     "minus-infinity": '{"name": "x", "probability": -Infinity}',
     "nested-too-deep": NESTED_TOO_DEEP,
+    # JSON can spell a lone UTF-16 surrogate, which is no Unicode text: in a value, in a key,
+    # a pair in the wrong order, deep inside.
+    "lone-surrogate": '{"name": "Acme \\ud800"}',
+    "lone-surrogate-key": '{"na\\udc00me": "x"}',
+    "reversed-surrogates": '{"name": "\\udc00\\ud800"}',
+    "lone-surrogate-deep": '{"name": "x", "label": {"en": [{"a": "\\udfff"}]}}',
     "two-megabytes": json.dumps({"name": TWO_MB}),
 }
 NOT_AN_OBJECT = {
@@ -167,8 +173,11 @@ BAD_IF_MATCH = {
     "unquoted": "1",
     "negative": '"-1"',
     "too-long": '"9999999999999999999999"',
-    "two-tags": '"1", "2"',
+    "two-stale-tags": '"7", "8"',
     "stale": '"7"',
+    # The seeded record is at version 1, but a weak tag never matches (RFC 9110, 13.1.1).
+    "weak": 'W/"1"',
+    "weak-and-stale": 'W/"1", "7"',
 }
 
 # ---- metadata documents ------------------------------------------------------------------------
@@ -184,7 +193,9 @@ BAD_ENTITY_PARTS = {
     "name-number": {"name": 1},
     "name-nul": {"name": "gad\x00get"},
     "name-ten-k": {"name": TEN_K},
-    "label-string": {"label": "Gadget"},
+    # A string is short for {"en": …}; an empty or a non-text label is not.
+    "label-empty-string": {"label": ""},
+    "label-number": {"label": 7},
     "label-nul": {"label": {"en": "Gad\x00get"}},
     "fields-string": {"fields": "name"},
     "fields-numbers": {"fields": [1, 2]},
@@ -235,7 +246,8 @@ BAD_FIELDS = {
 }
 BAD_FIELD_CHANGES = {
     "type-unknown": {"type": "money"},
-    "label-string": {"label": "Amount"},
+    "label-empty-string": {"label": ""},
+    "label-list": {"label": ["Amount"]},
     "required-text": {"required": "yes"},
     "min-1e400": {"min": E400},
     "max-length-nul": {"max_length": "1\x00"},
@@ -278,6 +290,7 @@ WRITES = [
     case("patch-record-unknown-id", doc("PATCH", f"{OPPORTUNITIES}/nope", deal())),
     case("patch-record-id-ten-k", doc("PATCH", f"{OPPORTUNITIES}/{TEN_K}", deal())),
     case("patch-record-id-nul", doc("PATCH", f"{OPPORTUNITIES}/01%00", deal())),
+    case("patch-record-id-not-utf8", doc("PATCH", f"{OPPORTUNITIES}/01%ED%A0%80", deal())),
     case("delete-record-id-nul", Send("DELETE", f"{OPPORTUNITIES}/01%00", None, None)),
     case("restore-record-id-nul", Send("POST", f"{OPPORTUNITIES}/01%00/restore", None, None)),
     case("restore-record-not-deleted", Send("POST", f"{A_DEAL}/restore", None, None)),
@@ -377,6 +390,15 @@ READS = [
     case("list-filter-unknown-field", listing(filter="nope == 1")),
     case("list-filter-wrong-type", listing(filter='amount > "lots"')),
     case("list-filter-nul", listing(filter='name == "a\x00b"')),
+    case("list-filter-escaped-surrogate", listing(filter='name == "\\ud800"')),
+    # Percent-encoded bytes that are no UTF-8 (a surrogate's encoding) decode as U+FFFD.
+    case("list-sort-not-utf8", Send("GET", f"{OPPORTUNITIES}?sort=%ED%A0%80", content_type=None)),
+    case(
+        "list-fields-not-utf8", Send("GET", f"{OPPORTUNITIES}?fields=%ED%A0%80", content_type=None)
+    ),
+    case("list-entity-not-utf8", Send("GET", f"{RECORDS}/opp%ED%A0%80", content_type=None)),
+    case("get-record-id-not-utf8", Send("GET", f"{OPPORTUNITIES}/01%ED%A0%80", content_type=None)),
+    case("get-entity-not-utf8", Send("GET", f"{META}/opp%ED%A0%80", content_type=None)),
     case("list-filter-nul-outside-string", listing(filter="amount >\x00 1")),
     case("list-filter-ten-k", listing(filter=f'name == "{TEN_K}"')),
     case("list-filter-1e400", listing(filter="amount > 1e400")),
@@ -467,7 +489,8 @@ def send(api: Api, request: Send, record_id: str) -> httpx.Response:
         request.method,
         request.path.replace("{id}", record_id),
         content=request.body,
-        params=request.params,
+        # No params at all when there are none, so a query written into the path stays.
+        params=request.params or None,
         headers=api.headers(**headers),
     )
 

@@ -149,7 +149,7 @@ def test_validation_reports_every_problem_with_its_pointer(api: Api) -> None:
     assert api.get(PIPELINES).json()["data"] == []
 
 
-def test_schema_errors_come_with_pointers_and_stop_the_meaning_checks(api: Api) -> None:
+def test_schema_errors_come_with_pointers_beside_the_meaning_checks(api: Api) -> None:
     setup(api, {})
     doc = sales(stages=[stage("a", "maybe", 101), {"key": "b"}])
     doc["stages"][0]["actions"] = [{"type": "start_approval"}, {"type": "explode"}]

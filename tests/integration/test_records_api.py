@@ -104,6 +104,46 @@ def test_stale_if_match_is_rejected_and_changes_nothing(crm: Api) -> None:
     assert crm.get(url).status_code == 200
 
 
+def test_a_weak_if_match_never_matches_and_changes_nothing(crm: Api) -> None:
+    # RFC 9110: If-Match compares strongly, so W/"1" is not the record's "1".
+    record = create(crm, "opportunity", {"name": "n", "amount": 10})
+    url = f"{RECORDS}/opportunity/{record['id']}"
+    for header in ['W/"1"', 'W/"1", W/"2"']:
+        patched = crm.patch(url, {"amount": 99}, headers={"If-Match": header})
+        assert patched.status_code == 412, (header, patched.text)
+        assert patched.json()["current_version"] == 1
+        assert "weak" in patched.json()["detail"]
+        assert crm.delete(url, headers={"If-Match": header}).status_code == 412
+    assert crm.get(url).json() == record
+
+
+def test_an_if_match_list_matches_when_one_of_its_strong_tags_is_current(crm: Api) -> None:
+    record = create(crm, "opportunity", {"name": "n", "amount": 10})
+    url = f"{RECORDS}/opportunity/{record['id']}"
+    stale = crm.patch(url, {"amount": 99}, headers={"If-Match": '"5", W/"1", "7"'})
+    assert stale.status_code == 412
+    assert stale.json()["current_version"] == 1
+    assert crm.delete(url, headers={"If-Match": '"2", "3"'}).status_code == 412
+    assert crm.get(url).json() == record
+    patched = crm.patch(url, {"amount": 99}, headers={"If-Match": '"5", "1"'})
+    assert patched.status_code == 200, patched.text
+    assert patched.headers["etag"] == '"2"'
+    assert crm.delete(url, headers={"If-Match": '"1", "3"'}).status_code == 412
+    assert crm.delete(url, headers={"If-Match": '"1", "2"'}).status_code == 204
+    assert crm.get(url).status_code == 404
+
+
+def test_if_match_star_asks_only_that_the_record_exists(crm: Api) -> None:
+    record = create(crm, "opportunity", {"name": "n"})
+    url = f"{RECORDS}/opportunity/{record['id']}"
+    assert crm.patch(url, {"amount": 5}, headers={"If-Match": "*"}).status_code == 200
+    missing = f"{RECORDS}/opportunity/01HZZZZZZZZZZZZZZZZZZZZZZZ"
+    # A precondition is never evaluated for a record that isn't there: 404, as without it.
+    for header in ["*", 'W/"1"', '"1", "2"', '"1"']:
+        assert crm.patch(missing, {"amount": 5}, headers={"If-Match": header}).status_code == 404
+        assert crm.delete(missing, headers={"If-Match": header}).status_code == 404
+
+
 def test_patch_without_changes_keeps_the_version(crm: Api) -> None:
     record = create(crm, "opportunity", {"name": "same"})
     url = f"{RECORDS}/opportunity/{record['id']}"

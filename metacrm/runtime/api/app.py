@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from metacrm.platform.app import create_app, health_route
@@ -129,7 +131,7 @@ def route_table(engine: Engine, settings: Settings) -> list[RouteRow]:
 
 
 def _routes(table: list[RouteRow]) -> list[Route]:
-    by_path: dict[str, dict[str, object]] = {}
+    by_path: dict[str, dict[str, Endpoint]] = {}
     for method, path, endpoint in table:
         by_path.setdefault(path, {})[method] = endpoint
     routes = []
@@ -138,12 +140,12 @@ def _routes(table: list[RouteRow]) -> list[Route]:
     return routes
 
 
-def _dispatch(methods: dict[str, object]):  # type: ignore[no-untyped-def]
-    async def endpoint(request):  # type: ignore[no-untyped-def]
+def _dispatch(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
         # No name or id we make has a NUL; PostgreSQL would refuse to even look one up.
         if any("\x00" in value for value in request.path_params.values()):
             raise NotFound("no such resource")
-        return await methods[request.method](request)  # type: ignore[operator]
+        return await methods[request.method](request)
 
     return endpoint
 

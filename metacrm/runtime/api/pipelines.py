@@ -38,7 +38,7 @@ PIPELINES = DocumentEndpoints(
 )
 
 
-PIPELINE = Param(
+WHICH_PIPELINE = Param(
     "pipeline", {"type": "string"}, "Which of the entity's pipelines (default: its first by name)"
 )
 
@@ -49,7 +49,7 @@ PIPELINE = Param(
     "A record's stage timeline",
     description="Per stage: first entered, last left, days spent, visits and planned date; and "
     "every visit in order.",
-    params=(PIPELINE,),
+    params=(WHICH_PIPELINE,),
     response=ref("Timeline"),
 )
 async def stage_timeline(request: Request) -> Response:
@@ -66,7 +66,7 @@ async def stage_timeline(request: Request) -> Response:
     "records",
     "Set or remove planned dates of stages",
     description="Needs the right to change the record; returns the timeline.",
-    params=(PIPELINE,),
+    params=(WHICH_PIPELINE,),
     body=Body(ref("StagePlan"), example={"proposal": "2030-03-01", "negotiation": None}),
     response=ref("Timeline"),
 )

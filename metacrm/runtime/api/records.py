@@ -17,7 +17,11 @@ RECORD, INPUT = ref(ENTITY_SCHEMA), ref(f"{ENTITY_SCHEMA}Input")
 # Record writes: a unique value taken, a stale If-Match, a record locked by an approval.
 RECORD_WRITE_ERRORS = (409, 412, 423)
 IF_MATCH = Param(
-    "If-Match", {"type": "string"}, 'The ETag the record was read with, such as "3"', "header"
+    "If-Match",
+    {"type": "string"},
+    'The ETag the record was read with, such as "3", or a list of them ("3", "4": one must be '
+    'current), or * (any version). Compared strongly: a weak tag (W/"3") never matches.',
+    "header",
 )
 FIELDS = Param("fields", {"type": "string"}, "Only these fields (comma-separated; id always)")
 EXPAND = Param("expand", {"type": "string"}, "Embed these lookups' records (comma-separated)")
