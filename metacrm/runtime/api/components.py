@@ -92,6 +92,11 @@ def _lift(document: Schema, title: str) -> dict[str, Schema]:
                     out["$ref"] = f"#/components/schemas/{title}{_camel(target[8:])}"
                 elif target.endswith(".schema.json"):
                     out["$ref"] = f"#/components/schemas/{METADATA_DOCUMENTS[target[:-12]]}"
+                elif ".schema.json#/$defs/" in target:
+                    # A definition of another document (label.schema.json#/$defs/long).
+                    stem, _, name = target.partition(".schema.json#/$defs/")
+                    other = METADATA_DOCUMENTS[stem]
+                    out["$ref"] = f"#/components/schemas/{other}{_camel(name)}"
             return out
         if isinstance(node, list):
             return [rewrite(v) for v in node]
