@@ -1,4 +1,4 @@
-"""The `metacrm` command (API.md, "The metacrm command")."""
+"""The `metacrm` command (docs/api.md, "The metacrm command")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings read from the environment (API.md, "Set-up and configuration").
+"""Settings read from the environment (docs/api.md, "Set-up and configuration").
 
 One frozen object, built once by whoever starts the process and passed down explicitly.
 """

@@ -1,4 +1,4 @@
-"""Odd text in every kind of body (API.md, "HTTP basics": JSON in UTF-8, never a 500 for
+"""Odd text in every kind of body (docs/api.md, "HTTP basics": JSON in UTF-8, never a 500 for
 anything a client sent), on SQLite and PostgreSQL.
 
 Generated text mixes lone and reversed UTF-16 surrogates (sent as the `\\ud800` escapes JSON

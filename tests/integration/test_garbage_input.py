@@ -1,4 +1,4 @@
-"""Garbage in, 4xx out (API.md, "HTTP basics": never a 500 for anything a client sent): every
+"""Garbage in, 4xx out (docs/api.md, "HTTP basics": never a 500 for anything a client sent): every
 malformed body, value, parameter or header gets a problem+json 4xx, and no write goes through."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The metadata API (API.md, "Metadata API") on SQLite and PostgreSQL: design, migrate, refuse."""
+"""The metadata API (docs/api.md, "Metadata API") on SQLite and PostgreSQL: design, migrate,
+refuse."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The OpenAPI document (API.md, "HTTP basics"): valid OpenAPI 3.1, generated from the metadata as
-it is now, and honoured by the API itself, as a bounded schemathesis run over it shows."""
+"""The OpenAPI document (docs/api.md, "HTTP basics"): valid OpenAPI 3.1, generated from the
+metadata as it is now, and honoured by the API itself, as a bounded schemathesis run over it
+shows."""
 
 from __future__ import annotations
 

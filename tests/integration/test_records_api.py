@@ -1,4 +1,4 @@
-"""The records API contract (API.md, "Records API") on SQLite and PostgreSQL."""
+"""The records API contract (docs/api.md, "Records API") on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

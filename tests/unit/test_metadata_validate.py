@@ -14,7 +14,7 @@ KNOWN = {"account"}
 
 
 def opportunity() -> dict[str, Any]:
-    """API.md's example document, without validation rules (their expressions are the
+    """docs/api.md's example document, without validation rules (their expressions are the
     rule language's business)."""
     return {
         "name": "opportunity",

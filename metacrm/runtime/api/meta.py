@@ -1,4 +1,4 @@
-"""The metadata API (API.md, "Metadata API"): design entities and fields, see and restore
+"""The metadata API (docs/api.md, "Metadata API"): design entities and fields, see and restore
 versions. Reads are open to every user; changes are for admins."""
 
 from __future__ import annotations

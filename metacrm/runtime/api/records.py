@@ -1,4 +1,5 @@
-"""The records API (API.md, "Records API"): list, create, get, patch, delete, restore, history."""
+"""The records API (docs/api.md, "Records API"): list, create, get, patch, delete, restore,
+history."""
 
 from __future__ import annotations
 
