@@ -27,7 +27,8 @@ lint: $(INSTALLED)
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider -n 2
 
-# The suite without the tests marked `slow` (a clean install of the wheel, ...); CI runs `test`.
+# The suite without the tests marked `slow` (a clean install of the wheel, fuzzing, property
+# tests): a quick pass while developing; `make test` (and CI) runs everything.
 quick: lint
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not slow"
 

@@ -27,7 +27,6 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, select
 
-import metacrm.runtime.jobs  # noqa: F401  (registers every task before a queue starts)
 from bench.permissions.run import load_servers
 from bench.processes import Children, free_port
 from bench.report import Goal
@@ -38,11 +37,11 @@ from metacrm.platform.ids import new_id
 from metacrm.platform.install import SECRET_KEY, install, stored_setting
 from metacrm.platform.settings import Settings
 from metacrm.platform.systables import webhook_deliveries, webhooks
-from metacrm.platform.tasks import start_queue, stop_queue
 from metacrm.platform.users import User, create_user
-from metacrm.runtime.catalog import CatalogCache, build_catalog
+from metacrm.runtime.catalog import build_catalog
 from metacrm.runtime.records import RecordService
 from metacrm.runtime.rule_checks import expression_checker
+from metacrm.runtime.startup import build_services
 
 ENTITY: dict[str, Any] = {
     "name": "account",
@@ -217,16 +216,16 @@ class Platform:
                     created_at=utcnow(),
                 )
             )
-        self.catalogs = CatalogCache()
-        start_queue(settings, self.engine)
+        self.services = build_services(settings, self.engine)
+        self.services.queue  # noqa: B018  (started now: the in-process one runs deliveries)
 
     def create(self, name: str) -> tuple[str, float]:
         """Write one record; its id and the moment its transaction committed."""
         committed: list[float] = []
-        with writing(self.engine) as conn:
+        with self.services.writing() as conn:
             # Registered first, so it runs first after the commit: before the hand-over.
             after_commit(conn, lambda: committed.append(time.monotonic()))
-            service = RecordService(conn, self.catalogs.snapshot(conn), self.user, self.secret)
+            service = RecordService(self.services.context(conn, self.user))
             record = service.create("account", {"name": name})
         return record["id"], committed[0]
 
@@ -237,7 +236,7 @@ class Platform:
             ).scalar_one()
 
     def close(self) -> None:
-        stop_queue(self.engine)
+        self.services.close()
         self.engine.dispose()
 
 

@@ -6,7 +6,7 @@ throwaway database and drops it afterwards. A rendering experiment replaces, in 
 for the duration of the experiment only, `Permissions._scope` (how a data scope becomes SQL); the
 last two also replace `Permissions._shared` and the two org walks the permissions module calls
 with versions that remember their answers across calls, as a cache would, and the last one the
-keyset condition of `metacrm.runtime.listing` (`_after`). Pages are checked
+keyset condition of `metacrm.runtime.listing` (`after`). Pages are checked
 against the reference query before anything is timed, so a replacement that changed what a
 manager sees would stop the run.
 """
@@ -60,7 +60,7 @@ OWNER_INDEX = (
 
 ScopeFn = Callable[[Permissions, str, SqlCompiler], ColumnElement[bool] | None]
 _product_scope = Permissions._scope
-_product_after = listing._after
+_product_after = listing.after
 NEVER_NULL = frozenset({"updated_at", "created_at"})
 
 
@@ -121,16 +121,16 @@ def _shared_remembered() -> Callable[..., list[ColumnElement[bool]]]:
 
 
 def _after_bounded(
-    entity: EntityDef, columns: dict[str, Any], keys: Sequence[SortKey], raw_values: list[Any]
+    columns: dict[str, Any], keys: Sequence[SortKey], values: Sequence[Any]
 ) -> ColumnElement[bool]:
     """The product's keyset condition, ANDed with a plain bound on the first sort key
     (`updated_at <= :v` when descending) that an index scan can start from. Only right for a
     column that is never null, so only for the timestamps the service always sets."""
-    condition = _product_after(entity, columns, keys, raw_values)
+    condition = _product_after(columns, keys, values)
     first = keys[0]
-    if first.field not in NEVER_NULL or len(raw_values) != len(keys):
+    if first.field not in NEVER_NULL or len(values) != len(keys):
         return condition
-    value = listing._cursor_value(listing._stored(entity, first.field), raw_values[0])
+    value = values[0]
     if value is None:
         return condition
     column = columns[first.field]
@@ -237,7 +237,7 @@ def applied(engine: Engine, experiment: Experiment) -> Iterator[None]:
                     walk = _memoized(getattr(org, name))
                     patches.enter_context(mock.patch(f"metacrm.runtime.permissions.{name}", walk))
             if experiment.bounded:
-                patches.enter_context(mock.patch.object(listing, "_after", _after_bounded))
+                patches.enter_context(mock.patch.object(listing, "after", _after_bounded))
             yield
     finally:
         with engine.begin() as conn:

@@ -17,10 +17,11 @@ from sqlalchemy import Engine, event, text
 
 from bench.permissions.workload import ENTITY
 from metacrm.platform.db import reading
+from metacrm.platform.settings import Settings
 from metacrm.platform.users import User
-from metacrm.runtime.catalog import CatalogCache
 from metacrm.runtime.listing import ListQuery, SortKey
 from metacrm.runtime.records import RecordService
+from metacrm.runtime.startup import build_services
 
 PAGE = 50
 FIRST_PAGE = ListQuery(sort=(SortKey("updated_at", descending=True),), limit=PAGE)
@@ -70,7 +71,7 @@ class Lister:
 
     def __init__(self, engine: Engine, secret: str, stamp: int) -> None:
         self.engine, self.secret, self.stamp = engine, secret, stamp
-        self.catalogs = CatalogCache()
+        self.services = build_services(Settings(secret_key=secret), engine)
         self._current: Series | None = None
         self._started = 0.0
         event.listen(engine, "before_cursor_execute", self._before)
@@ -82,8 +83,9 @@ class Lister:
 
     def list(self, user: User, query: ListQuery) -> dict[str, Any]:
         with reading(self.engine) as conn:
-            catalog = self.catalogs.snapshot(conn, self.stamp)
-            return RecordService(conn, catalog, user, self.secret).list(ENTITY, query)
+            catalog = self.services.catalog(conn, self.stamp)
+            ctx = self.services.context(conn, user, catalog=catalog)
+            return RecordService(ctx).list(ENTITY, query)
 
     def timed(self, series: Series) -> None:
         self._current = series

@@ -16,6 +16,15 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def is_password_hash(value: str) -> bool:
+    """Whether `value` is an argon2 hash that verify_password can check."""
+    try:
+        _hasher.check_needs_rehash(value)
+    except (InvalidHashError, ValueError):
+        return False
+    return value.startswith("$argon2")
+
+
 def verify_password(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)

@@ -19,7 +19,7 @@ from metacrm.platform.clock import as_utc, iso_utc, utcnow
 from metacrm.platform.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from metacrm.platform.ids import is_valid_id, new_id
 from metacrm.platform.org import ancestors_of_user, unit_exists
-from metacrm.platform.security import hash_password, hash_token, new_token
+from metacrm.platform.security import hash_password, hash_token, is_password_hash, new_token
 from metacrm.platform.systables import api_tokens, meta_stamp, user_roles, users
 
 _EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
@@ -74,18 +74,25 @@ def create_user(
     conn: Connection,
     *,
     email: str,
-    password: str,
+    password: str | None = None,
+    password_hash: str | None = None,
     name: str = "",
     roles: Sequence[str] = (),
     is_admin: bool = False,
     org_unit: str | None = None,
     manager: str | None = None,
 ) -> User:
+    """A new user with a password, or with the argon2 hash of one (users moved from another
+    installation keep their passwords; nothing here sees them in plain text)."""
     errors = []
     if not isinstance(email, str) or not _EMAIL.match(email) or len(email) > 320:
         errors.append(FieldError("email", "format", "must be an email address"))
     errors += text_errors("name", name, 200) + text_errors("roles", roles, 63)
-    errors.extend(_password_errors(password))
+    if password_hash is None:
+        errors.extend(_password_errors(password))
+    elif password is not None or not is_password_hash(password_hash):
+        message = "give a password or the argon2 hash of one, not both"
+        errors.append(FieldError("password_hash", "format", message))
     errors.extend(_reference_errors(conn, None, org_unit, manager))
     if errors:
         raise Unprocessable("invalid user", errors=errors)
@@ -98,7 +105,7 @@ def create_user(
             id=user_id,
             email=email,
             name=name,
-            password_hash=hash_password(password),
+            password_hash=password_hash or hash_password(str(password)),
             is_admin=is_admin,
             is_active=True,
             org_unit_id=org_unit,

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from chromium import Browser, find_chromium
+from passwords import password_hash
 from servers import MissingBinary, free_port, missing
 
 from metacrm.platform.db import make_engine, writing
@@ -51,7 +52,13 @@ def served(tmp_path: Path) -> Iterator[Served]:
     install(engine)
     with writing(engine) as conn:
         token = create_token(
-            conn, create_user(conn, email="a@example.com", password="pw-long-enough", is_admin=True)
+            conn,
+            create_user(
+                conn,
+                email="a@example.com",
+                password_hash=password_hash("pw-long-enough"),
+                is_admin=True,
+            ),
         )
     engine.dispose()
     port = free_port()

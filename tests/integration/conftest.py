@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from passwords import password_hash
 from sqlalchemy import Connection, Engine
 from starlette.testclient import TestClient
 
@@ -70,7 +71,7 @@ class Api:
             user = create_user(
                 conn,
                 email=email,
-                password="a-long-password",
+                password_hash=password_hash("a-long-password"),
                 is_admin=admin,
                 roles=roles,
                 **place,
@@ -130,7 +131,9 @@ def start_api(
     engine = make_engine(url)
     install(engine)
     with writing(engine) as conn:
-        admin = create_user(conn, email=ADMIN_EMAIL, password="admin-password", is_admin=True)
+        admin = create_user(
+            conn, email=ADMIN_EMAIL, password_hash=password_hash("admin-password"), is_admin=True
+        )
         token = create_token(conn, admin)
     settings = replace(settings or Settings(), database_url=url)
     services = build_services(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conftest import Api
+from passwords import password_hash
 
 from metacrm.platform.db import writing
 from metacrm.platform.org import create_unit
@@ -424,7 +425,7 @@ def build_world(api: Api) -> World:
             user = create_user(
                 conn,
                 email=p.email,
-                password="a-long-password",
+                password_hash=password_hash("a-long-password"),
                 roles=p.roles,
                 org_unit=unit_ids[p.unit] if p.unit else None,
                 manager=person_ids[p.manager] if p.manager else None,

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Api
+from passwords import password_hash
 from sqlalchemy import select
 
 from metacrm.platform.db import reading, writing
@@ -178,7 +179,7 @@ def build_world(api: Api) -> World:
             user = create_user(
                 conn,
                 email=f"{key}@example.com",
-                password="a-long-password",
+                password_hash=password_hash("a-long-password"),
                 roles=roles,
                 manager=world.ids[manager] if manager else None,
             )

@@ -22,6 +22,7 @@ import pytest
 import redis
 from celery.beat import PersistentScheduler
 from conftest import ACCOUNT, Api
+from passwords import password_hash
 from servers import RedisServer, log_tail
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -126,7 +127,10 @@ def app_with_redis(database_url: str, redis_url: str) -> Api:
     install(engine)
     with writing(engine) as conn:
         admin = create_user(
-            conn, email="admin@example.com", password="a-long-password", is_admin=True
+            conn,
+            email="admin@example.com",
+            password_hash=password_hash("a-long-password"),
+            is_admin=True,
         )
         token = create_token(conn, admin)
     settings = Settings(database_url=database_url, redis_url=redis_url)

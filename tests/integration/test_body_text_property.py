@@ -292,6 +292,7 @@ def crm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             server.drop_database(database)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_name", list(CASES))
 @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None)
 @given(text=odd_text)

@@ -234,6 +234,7 @@ def engine(
         request.getfixturevalue("postgres_server").drop_database(dropper)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,

@@ -257,6 +257,7 @@ def _send(api: Api, case: Any) -> httpx.Response:
     )
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_errors_and_no_response_breaking_the_document(
     sqlite_api: Api,
 ) -> None:

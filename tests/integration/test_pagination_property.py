@@ -100,6 +100,7 @@ def _stable_desc(records: list[dict[str, Any]], name: str) -> list[dict[str, Any
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "engine",
     [pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)],

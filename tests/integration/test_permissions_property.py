@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from passwords import password_hash
 from sqlalchemy import Connection, Engine, select
 
 from metacrm.metadata.entities import EntityDesigner
@@ -376,10 +377,7 @@ def database(
     with writing(engine) as conn:
         EntityDesigner(conn, author=None).create(DEAL)
         catalog = CatalogCache().snapshot(conn)
-    with pytest.MonkeyPatch.context() as patch:
-        # argon2 costs tens of milliseconds a user; these users never sign in.
-        patch.setattr("metacrm.platform.users.hash_password", lambda password: "not-a-hash")
-        yield engine, catalog
+    yield engine, catalog
     engine.dispose()
     if dropper:
         request.getfixturevalue("postgres_server").drop_database(dropper)
@@ -433,7 +431,7 @@ def build(conn: Connection, base: Catalog, world: World) -> tuple[Catalog, list[
             create_user(
                 conn,
                 email=_email(i),
-                password="a-long-password",
+                password_hash=password_hash("a-long-password"),
                 roles=[f"r{r}" for r in spec.roles],
                 is_admin=spec.admin,
                 org_unit=None if spec.unit is None else unit_ids[spec.unit],
@@ -528,6 +526,7 @@ def selected(service: RecordService, action: str) -> set[str]:
     return set(service.ctx.conn.scalars(compiler.apply(stmt)))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,

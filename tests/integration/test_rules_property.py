@@ -355,6 +355,7 @@ def _python_ids(text: str, orgs: list[dict[str, Any]], items: list[dict[str, Any
     return selected
 
 
+@pytest.mark.slow
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,

@@ -18,6 +18,7 @@ from conftest import ADMIN_EMAIL, Api, start_api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from passwords import password_hash
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -30,6 +31,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from metacrm.platform.db import reading, writing
+from metacrm.platform.errors import Unprocessable
 from metacrm.platform.ratelimit import InProcessLimiter, Limit
 from metacrm.platform.settings import Settings
 from metacrm.platform.signin import SignInPolicy, sign_in
@@ -137,7 +139,7 @@ def test_an_unknown_email_costs_as_much_as_a_wrong_password(sqlite_api: Api) -> 
     """Checked against a dummy hash: otherwise its answer comes many times faster and tells
     which emails have accounts."""
     with writing(sqlite_api.engine) as conn:
-        create_user(conn, email=ANN, password=ANN_PASSWORD)
+        create_user(conn, email=ANN, password_hash=password_hash(ANN_PASSWORD))
     lots = SignInPolicy(Limit(1000, 600), Limit(1000, 600))
     limiter = InProcessLimiter()
 
@@ -275,7 +277,7 @@ def test_with_redis_two_app_processes_share_the_limits(
     assert second_app.state.runtime.limiter is not first.client.app.state.runtime.limiter
     email = f"r{secrets.token_hex(4)}@example.com"
     with writing(first.engine) as conn:
-        create_user(conn, email=email, password=ANN_PASSWORD)
+        create_user(conn, email=email, password_hash=password_hash(ANN_PASSWORD))
     one = client_at(first, f"192.0.2.{secrets.randbelow(250) + 1}")
     other = TestClient(second_app, client=("198.51.100.1", 1), raise_server_exceptions=False)
     for _ in range(2):
@@ -414,6 +416,7 @@ def test_the_admin_of_a_fresh_install_signs_in_with_the_admin_password(crm: Api)
     assert sign_in_as(crm.client, ADMIN_EMAIL, "admin-password").status_code == 201
 
 
+@pytest.mark.slow
 def test_generated_token_requests_get_no_server_error_and_answers_as_documented(
     sqlite_crm: Api,
 ) -> None:
@@ -459,3 +462,22 @@ def test_generated_token_requests_get_no_server_error_and_answers_as_documented(
             found.append(f"{operation.label}:\n{failure}")
     assert not found, "\n\n".join(found)
     assert sqlite_crm.get("/api/v1/me").status_code == 200
+
+
+def test_a_user_made_with_the_hash_of_a_password_signs_in_with_that_password(
+    sqlite_api: Api,
+) -> None:
+    """Users moved from another installation keep their passwords: create_user takes the
+    argon2 hash instead of the password, and refuses anything that is not one."""
+    with writing(sqlite_api.engine) as conn:
+        create_user(conn, email="moved@example.com", password_hash=password_hash("moved-password"))
+        for bad in (
+            {"password_hash": "$2b$12$notargon2atall"},
+            {"password_hash": "not a hash"},
+            {"password_hash": password_hash("moved-password"), "password": "moved-password"},
+        ):
+            with pytest.raises(Unprocessable) as refused:
+                create_user(conn, email=f"{secrets.token_hex(4)}@example.com", **bad)
+            assert [e.field for e in refused.value.errors] == ["password_hash"]
+    assert sign_in_as(sqlite_api.client, "moved@example.com", "moved-password").status_code == 201
+    assert sign_in_as(sqlite_api.client, "moved@example.com", "other-pass").status_code == 401
