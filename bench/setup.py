@@ -138,13 +138,24 @@ def create_metacrm(url: str, workdir: Path) -> tuple[Engine, str]:
 
 
 def table_ddl(engine: Engine, table: str) -> list[str]:
-    """The CREATE statements of a table and its indexes, whitespace normalised."""
+    """The CREATE statements of a table and its indexes, whitespace normalised and with index
+    and constraint names left out: the structure is what must match, and metacrm names its
+    indexes after ids (mc_ix_1_2) where a hand-written table names them after columns."""
     with engine.connect() as conn:
         sql = conn.execute(
             text("SELECT sql FROM sqlite_master WHERE tbl_name = :t AND sql IS NOT NULL"),
             {"t": table},
         ).scalars()
-        return sorted(re.sub(r"\s+", " ", s).strip() for s in sql)
+        normal = (re.sub(r"\s+", " ", s).strip() for s in sql)
+        unnamed = (
+            re.sub(
+                r"CONSTRAINT \S+ ",
+                "",
+                re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ", r"CREATE \1INDEX ", s),
+            )
+            for s in normal
+        )
+        return sorted(unnamed)
 
 
 def prepare(workdir: Path, rows: int, *, analyze: bool = False) -> Databases:

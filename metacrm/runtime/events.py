@@ -57,11 +57,18 @@ def publish(
 
 def consume(ctx: RequestContext, consumers: Sequence[EventConsumer], event: Event) -> bool:
     """Run every consumer; when one fails, none of their work stays and the event is left
-    undispatched (False), for the dispatch task to run them all again."""
+    undispatched (False), for the dispatch task to run them all again.
+
+    Each consumer leaves the transaction usable whatever happens (what may fail, it does in a
+    savepoint of its own). With several, a savepoint around them all also undoes the work of
+    those that ran before one failed; a lone consumer needs none (every write pays for it)."""
     try:
-        with ctx.conn.begin_nested():
-            for consumer in consumers:
-                consumer(ctx, event)
+        if len(consumers) == 1:
+            consumers[0](ctx, event)
+        else:
+            with ctx.conn.begin_nested():
+                for consumer in consumers:
+                    consumer(ctx, event)
     except Exception:
         # The change itself is sound: let it commit, and the event wait for the dispatch task.
         log.exception("consuming event %s failed; it is left for the dispatch task", event.id)
