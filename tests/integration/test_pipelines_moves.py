@@ -4,14 +4,14 @@ reasons, stage history and events, the derived fields, probabilities and entry a
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import pytest
 from conftest import Api
 from sqlalchemy import update
 from test_pipelines_common import (
+    DEAL,
     DEALS,
     PIPELINES,
+    TASK,
     V1,
     audit,
     errors,
@@ -27,7 +27,6 @@ from test_pipelines_common import (
 )
 
 from metacrm.platform.db import writing
-from metacrm.runtime import approvals
 from metacrm.runtime.catalog import build_catalog
 
 
@@ -259,34 +258,58 @@ def test_a_failing_entry_action_refuses_the_move_naming_the_field(api: Api) -> N
     assert len(api.get(f"{V1}/records/task").json()["data"]) == 1
 
 
-def test_start_approval_action_submits_the_record_as_the_process(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The approval engine is another module's (metacrm.runtime.approvals); this checks that
-    entering the stage hands it the record, elevated, and only on entry."""
-    submitted: list[tuple[Any, ...]] = []
-
-    def submit(service: Any, entity: str, record_id: str, process: str, **_: Any) -> dict:
-        submitted.append((service.ctx.user.is_admin, entity, record_id, process))
-        return {}
-
-    monkeypatch.setattr(approvals, "submit", submit)
-    doc = sales()
-    doc["stages"][3] = stage(
-        "won", "won", 100, actions=[{"type": "start_approval", "process": "discount"}]
-    )
-    setup(api, doc)
+def test_start_approval_action_submits_the_record_as_the_process(api: Api) -> None:
+    """Entering the stage submits the record to the approval process, acting for the process
+    (a rep who may not submit still starts it, in their name), and only on entry."""
+    api.make_entity(DEAL)
+    api.make_entity(TASK)
+    admin = user_id(api, api.token)
+    process = {
+        "name": "discount",
+        "label": {"en": "Discount"},
+        "entity": "deal",
+        "trigger": "manual",
+        "submitters": ["nobody_holds_this"],
+        "steps": [
+            {
+                "name": "boss",
+                "label": {"en": "Boss"},
+                "mode": "any",
+                "approvers": [{"type": "user", "users": [admin]}],
+            }
+        ],
+    }
     role = {
         "name": "rep",
         "label": {"en": "Rep"},
         "entities": {"deal": {"actions": {"read": "own", "create": "own", "update": "own"}}},
     }
     assert api.post(f"{V1}/meta/roles", role).status_code == 201
-    rep = api.new_user("rep@example.com", roles=("rep",))
-    deal = new_deal(api, rep)
-    assert move(api, deal["id"], rep, stage="won").status_code == 200
-    assert move(api, deal["id"], rep, next_step="party").status_code == 200
-    assert submitted == [(True, "deal", deal["id"], "discount")]
+    role_only = {**role, "name": "nobody_holds_this", "label": {"en": "Nobody"}}
+    assert api.post(f"{V1}/meta/roles", role_only).status_code == 201
+    assert api.post(f"{V1}/meta/approval-processes", process).status_code == 201
+    doc = sales()
+    doc["stages"][3] = stage(
+        "won", "won", 100, actions=[{"type": "start_approval", "process": "discount"}]
+    )
+    assert api.post(PIPELINES, doc).status_code == 201
+    rep_token = api.new_user("rep@example.com", roles=("rep",))
+    rep = user_id(api, rep_token)
+    deal = new_deal(api, rep_token)
+    approvals_of = f"{DEALS}/{deal['id']}/approvals"
+    assert api.get(approvals_of).json()["data"] == []
+    assert move(api, deal["id"], rep_token, stage="won").status_code == 200
+    [started] = api.get(approvals_of).json()["data"]
+    assert (started["process"], started["status"], started["submitted_by"]) == (
+        "discount",
+        "pending",
+        rep,
+    )
+    # A later write that doesn't enter the stage starts nothing (an admin's: the record is
+    # locked for the rep while the approval is pending).
+    assert move(api, deal["id"], rep_token, next_step="party").status_code == 423
+    assert move(api, deal["id"], next_step="party").status_code == 200
+    assert len(api.get(approvals_of).json()["data"]) == 1
 
 
 def test_a_record_created_in_no_stage_enters_none(api: Api) -> None:
