@@ -33,6 +33,9 @@ class Catalog:
     roles: dict[str, RoleDef] = field(default_factory=dict)
     pipelines: dict[str, PipelineDef] = field(default_factory=dict)
     approval_processes: dict[str, ApprovalProcessDef] = field(default_factory=dict)
+    # Every other named kind (record actions, automations, list views …): kind → name → its
+    # typed definition, as DOCUMENT_BUILDERS builds them.
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     # What the runtime derives from this snapshot once and reuses (compiled rules, validators,
     # output plans, prepared statements): it lives exactly as long as the snapshot.
     _memo: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -65,6 +68,22 @@ class Catalog:
     def approval_processes_of(self, entity: str) -> list[ApprovalProcessDef]:
         return [p for p in self.approval_processes.values() if p.entity == entity]
 
+    def of_kind(self, kind: str) -> dict[str, Any]:
+        """The documents of a kind in DOCUMENT_BUILDERS, by name."""
+        return self.documents.get(kind, {})
+
+    def of_kind_for(self, kind: str, entity: str) -> list[Any]:
+        """The documents of a kind that name `entity` (their `entity` attribute), by name."""
+        found = self.of_kind(kind)
+        return [
+            found[name] for name in sorted(found) if getattr(found[name], "entity", None) == entity
+        ]
+
+
+# Kind → how a stored document becomes its typed definition (`from_doc(document, version)`), for
+# the kinds the catalog keeps in `documents`. A new kind of metadata is a row here.
+DOCUMENT_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {}
+
 
 def build_catalog(conn: Connection, stamp: int) -> Catalog:
     metadata = MetaData()
@@ -85,7 +104,11 @@ def build_catalog(conn: Connection, stamp: int) -> Catalog:
         doc.name: ApprovalProcessDef.from_doc(doc.document, doc.version)
         for doc in store.load_all(conn, APPROVAL_PROCESS)
     }
-    return Catalog(stamp, entities, tables, roles, pipelines, processes)
+    documents = {
+        kind: {doc.name: build(doc.document, doc.version) for doc in store.load_all(conn, kind)}
+        for kind, build in DOCUMENT_BUILDERS.items()
+    }
+    return Catalog(stamp, entities, tables, roles, pipelines, processes, documents)
 
 
 class CatalogCache:
