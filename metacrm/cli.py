@@ -8,11 +8,13 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from metacrm.metadata import store
 from metacrm.metadata.packages import export_package
 from metacrm.metadata.roles import role_errors
 from metacrm.metadata.upgrade import upgrade_entities
@@ -32,6 +34,11 @@ from metacrm.platform.users import (
     find_user,
     password_of,
 )
+from metacrm.plugins.discovery import available
+from metacrm.plugins.installer import Outcome, installed
+from metacrm.plugins.installer import install as install_plugin
+from metacrm.plugins.installer import upgrade as upgrade_plugin
+from metacrm.plugins.model import Plugin
 from metacrm.runtime.exporting import export_records
 from metacrm.runtime.records import RecordService
 from metacrm.runtime.startup import build_services
@@ -41,6 +48,8 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
 DEFAULT_ADMIN = "admin@example.com"
+# The plugin `init` installs unless told not to.
+TEMPLATES = "crm"
 # Who the command line acts as when no --user is named: an admin, as whoever runs it owns the
 # database anyway.
 CLI_ADMIN = User(id="cli", email="cli@localhost", name="command line", is_admin=True)
@@ -77,12 +86,84 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
             create_user(
                 conn, email=args.admin_email, password=password, name="Admin", is_admin=True
             )
+        fresh = not store.load_all(conn, store.ENTITY)
+    if not args.no_templates and fresh:
+        _install_templates(settings, engine, args.admin_email)
     if existing is not None:
         _existing_admin(args, existing[1])
         return
     # Shown once and kept nowhere: only its argon2 hash is stored.
     _remove_legacy_file()
     print(f"admin login: {args.admin_email.strip().lower()} / {password}")
+
+
+def _install_templates(settings: Settings, engine: Engine, admin_email: str) -> None:
+    """The CRM templates on a platform that has no entities yet (a later `init` leaves the
+    metadata alone: `metacrm plugins install crm` adds them to one that started empty)."""
+    plugin = available().get(TEMPLATES)
+    if plugin is None:
+        print(f"metacrm: the {TEMPLATES!r} plugin is not installed in Python", file=sys.stderr)
+        return
+    services = build_services(settings, engine)
+    try:
+        with services.writing() as conn:
+            if TEMPLATES in installed(conn):
+                return
+            admin = find_user(conn, admin_email)
+            outcome = install_plugin(RecordService(services.context(conn, admin)), plugin)
+    finally:
+        services.close()
+    print(f"installed the {TEMPLATES} templates {plugin.version} ({len(outcome.changes)} changes)")
+
+
+def cmd_plugins_list(args: argparse.Namespace, settings: Settings) -> None:
+    with reading(_engine(settings)) as conn:
+        here = installed(conn)
+    for name, plugin in sorted(available().items()):
+        state = here[name].version if name in here else "not installed"
+        print(f"{name}\t{plugin.version}\t{state}\t{plugin.label.get('en', name)}")
+    for name in sorted(set(here) - set(available())):
+        print(f"{name}\t-\t{here[name].version}\t(installed, but its distribution is missing)")
+
+
+def _plugin(name: str) -> Plugin:
+    found = available().get(name)
+    if found is None:
+        known = ", ".join(sorted(available())) or "none"
+        raise MetacrmError(f"no plugin named {name!r} in this Python environment (found: {known})")
+    return found
+
+
+def cmd_plugins_install(args: argparse.Namespace, settings: Settings) -> None:
+    _run_plugin(settings, args.name, args.user, install_plugin, dry_run=False)
+
+
+def cmd_plugins_upgrade(args: argparse.Namespace, settings: Settings) -> None:
+    _run_plugin(settings, args.name, args.user, upgrade_plugin, dry_run=args.dry_run)
+
+
+def _run_plugin(
+    settings: Settings,
+    name: str,
+    user_email: str | None,
+    step: Callable[[RecordService, Plugin], Outcome],
+    *,
+    dry_run: bool,
+) -> None:
+    plugin = _plugin(name)
+    services = build_services(settings, _engine(settings))
+    try:
+        with services.writing() as conn:
+            user = find_user(conn, user_email) if user_email else CLI_ADMIN
+            outcome = step(RecordService(services.context(conn, user)), plugin)
+            for line in outcome.lines():
+                print(line)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        print("dry run: nothing was changed")
+    finally:
+        services.close()
 
 
 def _existing_admin(args: argparse.Namespace, password_hash: str) -> None:
@@ -281,6 +362,26 @@ def cmd_meta_import(args: argparse.Namespace, settings: Settings) -> None:
         services.close()
 
 
+def _plugin_commands(sub: Any) -> None:
+    plugins = sub.add_parser("plugins", help="plugins and their metadata packages").add_subparsers(
+        dest="action", required=True
+    )
+    listing = plugins.add_parser("list", help="the plugins available and installed")
+    listing.set_defaults(run=cmd_plugins_list)
+    for action, run, text in (
+        ("install", cmd_plugins_install, "install a plugin's package"),
+        ("upgrade", cmd_plugins_upgrade, "merge a newer version's package into the metadata"),
+    ):
+        command = plugins.add_parser(action, help=text)
+        command.add_argument("name")
+        command.add_argument("--user", help="act as this user (email); default: as admin")
+        if action == "upgrade":
+            command.add_argument(
+                "--dry-run", action="store_true", help="print the plan and the conflicts only"
+            )
+        command.set_defaults(run=run)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metacrm", description="metadata-driven CRM platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -359,6 +460,7 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("package")
     load.add_argument("--dry-run", action="store_true")
     load.set_defaults(run=cmd_meta_import)
+    _plugin_commands(sub)
     return parser
 
 

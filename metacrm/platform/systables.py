@@ -332,3 +332,15 @@ delegations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_mc_delegations_user", "user_id", "starts_at"),
 )
+
+# Plugins installed in this database: each one's version and the metadata package it shipped,
+# which is the common ancestor of the three-way merge when a newer version is installed.
+installed_plugins = Table(
+    "mc_plugins",
+    system_metadata,
+    Column("name", String(63), primary_key=True),
+    Column("version", String(63), nullable=False),
+    Column("package", JSON, nullable=False),
+    Column("installed_at", DateTime(timezone=True), nullable=False),
+    Column("upgraded_at", DateTime(timezone=True), nullable=True),
+)

@@ -77,3 +77,12 @@ def _documents(package: dict[str, Any], key: str) -> list[dict[str, Any]]:
             errors=[FieldError(f"/{key}", "type", "must be a list of named documents")],
         )
     return [{k: v for k, v in d.items() if k != "version"} for d in found]
+
+
+def delete_document(records: Records, kind: str, name: str) -> None:
+    """Delete a named document of a package kind (not an entity) through its designer."""
+    section = next((key for key, k in DOCUMENT_KINDS.items() if k == kind), None)
+    if section is None:
+        raise ValueError(f"{kind!r} is not a kind of document a package holds")
+    designer = _DESIGNERS[section](records.with_catalog(build_catalog(records.ctx.conn, -1)))
+    designer.delete(name)
