@@ -83,7 +83,7 @@ def test_meta_export_then_import_into_another_database(
     target_dir = tmp_path / "target"
     target_dir.mkdir()
     target = f"sqlite:///{target_dir}/target.db"
-    assert metacrm(target, target_dir, "init").returncode == 0
+    assert metacrm(target, target_dir, "init", "--no-templates").returncode == 0
     dry = metacrm(target, target_dir, "meta", "import", str(path), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "opportunity: create the table" in dry.stdout
@@ -110,7 +110,7 @@ def test_meta_export_then_import_into_another_database(
 def test_bad_packages_are_refused_and_change_nothing(
     sqlite_url: str, tmp_path: Path, content: str, reason: str
 ) -> None:
-    assert metacrm(sqlite_url, tmp_path, "init").returncode == 0
+    assert metacrm(sqlite_url, tmp_path, "init", "--no-templates").returncode == 0
     path = tmp_path / "bad.json"
     path.write_text(content)
     result = metacrm(sqlite_url, tmp_path, "meta", "import", str(path))
@@ -118,6 +118,42 @@ def test_bad_packages_are_refused_and_change_nothing(
     assert reason in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert json.loads(metacrm(sqlite_url, tmp_path, "meta", "export").stdout)["entities"] == []
+
+
+def test_init_installs_the_crm_templates_once_and_no_templates_leaves_the_platform_empty(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    first = metacrm(sqlite_url, tmp_path, "init")
+    assert first.returncode == 0, first.stderr
+    assert "installed the crm templates 1.0.0" in first.stdout
+    listed = metacrm(sqlite_url, tmp_path, "plugins", "list")
+    assert listed.stdout.splitlines() == ["crm\t1.0.0\t1.0.0\tCRM templates"]
+    exported = json.loads(metacrm(sqlite_url, tmp_path, "meta", "export").stdout)
+    names = [e["name"] for e in exported["entities"]]
+    assert names == ["activity", "contact", "customer", "lead", "opportunity", "ticket"]
+    again = metacrm(sqlite_url, tmp_path, "init")
+    assert again.returncode == 0 and "installed the crm" not in again.stdout
+    planned = metacrm(sqlite_url, tmp_path, "plugins", "upgrade", "crm", "--dry-run")
+    assert planned.stdout.splitlines() == [
+        "upgrade crm 1.0.0 → 1.0.0",
+        "  no change to the metadata",
+        "dry run: nothing was changed",
+    ]
+    twice = metacrm(sqlite_url, tmp_path, "plugins", "install", "crm")
+    assert twice.returncode == 1 and "installed already" in twice.stderr
+    missing = metacrm(sqlite_url, tmp_path, "plugins", "install", "nothing_here")
+    assert missing.returncode == 1 and "no plugin named 'nothing_here'" in missing.stderr
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    url = f"sqlite:///{empty / 'empty.db'}"
+    assert metacrm(url, empty, "init", "--no-templates").returncode == 0
+    assert json.loads(metacrm(url, empty, "meta", "export").stdout)["entities"] == []
+    assert metacrm(url, empty, "plugins", "list").stdout.split("\t")[2] == "not installed"
+    installed_later = metacrm(url, empty, "plugins", "install", "crm")
+    assert installed_later.returncode == 0 and installed_later.stdout.startswith(
+        "install crm 1.0.0"
+    )
 
 
 def test_user_password_sets_a_new_password_that_signs_in(sqlite_url: str, tmp_path: Path) -> None:
