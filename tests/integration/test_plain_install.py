@@ -136,14 +136,18 @@ def test_a_wheel_installed_without_extras_initialises_serves_and_round_trips_a_r
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
         ) as client:
+            # The CRM templates came with the wheel (package data and entry point) and init
+            # installed them.
+            listed = client.get("/api/v1/meta/entities").json()["data"]
+            assert {"lead", "customer", "ticket"} <= {e["name"] for e in listed}
             entity = {
-                "name": "ticket",
-                "label": {"en": "Ticket"},
+                "name": "issue",
+                "label": {"en": "Issue"},
                 "fields": [{"name": "subject", "type": "text", "required": True}],
             }
             made = client.post("/api/v1/meta/entities", json=entity)
             assert made.status_code == 201, made.text
-            created = client.post("/api/v1/records/ticket", json={"subject": "Printer on fire"})
+            created = client.post("/api/v1/records/issue", json={"subject": "Printer on fire"})
             assert created.status_code == 201, created.text
             read = client.get(created.headers["location"])
             assert read.status_code == 200, read.text
@@ -152,7 +156,7 @@ def test_a_wheel_installed_without_extras_initialises_serves_and_round_trips_a_r
             # Packaged templates render, and the document is generated from the metadata.
             document = client.get("/api/v1/openapi.json")
             assert document.status_code == 200, document.text
-            assert "/api/v1/records/ticket" in document.json()["paths"]
+            assert "/api/v1/records/issue" in document.json()["paths"]
             docs = client.get("/api/docs")
             assert docs.status_code == 200 and 'id="op-list"' in docs.text
     finally:
