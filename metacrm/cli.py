@@ -39,8 +39,10 @@ from metacrm.plugins.installer import Outcome, installed
 from metacrm.plugins.installer import install as install_plugin
 from metacrm.plugins.installer import upgrade as upgrade_plugin
 from metacrm.plugins.model import Plugin
+from metacrm.plugins.registration import registry_with_plugins
 from metacrm.runtime.exporting import export_records
 from metacrm.runtime.records import RecordService
+from metacrm.runtime.services import Services
 from metacrm.runtime.startup import build_services
 
 if TYPE_CHECKING:
@@ -62,7 +64,13 @@ def app_from_env() -> Starlette:
     """The ASGI app for uvicorn (a factory, so each worker process builds its own)."""
     from metacrm.runtime.api.app import build_app
 
-    return build_app(Settings.from_env())
+    settings = Settings.from_env()
+    return build_app(settings, services=_services(settings))
+
+
+def _services(settings: Settings, engine: Engine | None = None) -> Services:
+    """This process's services, with the plugins' hooks in their registry."""
+    return build_services(settings, engine, registry=registry_with_plugins())
 
 
 def _engine(settings: Settings) -> Engine:
@@ -104,7 +112,7 @@ def _install_templates(settings: Settings, engine: Engine, admin_email: str) -> 
     if plugin is None:
         print(f"metacrm: the {TEMPLATES!r} plugin is not installed in Python", file=sys.stderr)
         return
-    services = build_services(settings, engine)
+    services = _services(settings, engine)
     try:
         with services.writing() as conn:
             if TEMPLATES in installed(conn):
@@ -151,7 +159,7 @@ def _run_plugin(
     dry_run: bool,
 ) -> None:
     plugin = _plugin(name)
-    services = build_services(settings, _engine(settings))
+    services = _services(settings, _engine(settings))
     try:
         with services.writing() as conn:
             user = find_user(conn, user_email) if user_email else CLI_ADMIN
@@ -232,10 +240,9 @@ def _celery(settings: Settings, command: str) -> Celery:
         )
     _engine(settings).dispose()
     from metacrm.platform.celery_app import make_celery
-    from metacrm.runtime.startup import build_registry, build_services
 
     # Each worker process makes its own services (engine, queue) on its first task.
-    return make_celery(settings, build_registry(), lambda: build_services(settings))
+    return make_celery(settings, registry_with_plugins(), lambda: _services(settings))
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
@@ -304,7 +311,7 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> None:
     """Records as CSV on stdout, as the acting user may export and read them."""
-    services = build_services(settings, _engine(settings))
+    services = _services(settings, _engine(settings))
     with services.reading() as conn:
         user = find_user(conn, args.user) if args.user else CLI_ADMIN
         service = RecordService(services.context(conn, user))
@@ -346,7 +353,7 @@ def cmd_meta_import(args: argparse.Namespace, settings: Settings) -> None:
         package = json.loads(Path(args.package).read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise MetacrmError(f"can't read {args.package}: {exc}") from None
-    services = build_services(settings, _engine(settings))
+    services = _services(settings, _engine(settings))
     try:
         with services.writing() as conn:
             changes = apply_package(RecordService(services.context(conn, CLI_ADMIN)), package)
