@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from metacrm.metadata import store
+from metacrm.metadata.actions import ACTION
 from metacrm.metadata.approvals import APPROVAL_PROCESS
 from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
 from metacrm.metadata.pipelines import PIPELINE
@@ -30,6 +31,7 @@ DOCUMENT_KINDS = {
     "roles": ROLE,
     "pipelines": PIPELINE,
     "approval_processes": APPROVAL_PROCESS,
+    "actions": ACTION,
 }
 
 
