@@ -65,7 +65,7 @@ def apply_package(records: Records, package: Any) -> list[str]:
             if current is None or name is None:
                 # A document without its name (or entity, for actions) is refused by create.
                 designer.create(doc)
-                changes.append(f"{kind} {doc['name']}: created")
+                changes.append(f"{kind} {name}: created")
             elif current.document != doc:
                 designer.replace(name, doc)
                 changes.append(f"{kind} {name}: changed")
