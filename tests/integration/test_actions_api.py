@@ -545,6 +545,15 @@ def test_submit_approval_opens_an_approval_and_the_lock_then_refuses_actions(des
     assert desk.run(ticket["id"], "follow_up", {"subject": "x"}).status_code == 200
 
 
+def test_a_step_naming_what_is_gone_is_a_422_that_changes_nothing(desk: Desk) -> None:
+    ticket = desk.ticket()
+    assert desk.api.delete(f"{V1}/meta/approval-processes/escalation").status_code == 204
+    refused = desk.run(ticket["id"], "escalate")
+    assert refused.status_code == 422, refused.text
+    assert "escalate, step 2 (submit_approval) can't run" in refused.json()["detail"]
+    assert desk.record(ticket["id"])["priority"] == "P3"
+
+
 def test_input_the_schema_refuses_is_a_422_at_each_key_path(desk: Desk) -> None:
     ticket = desk.ticket(resolution="r", status="resolved")
     before = count_events(desk.api)

@@ -55,10 +55,11 @@ def run_action(
     for index, step in enumerate(action.steps):
         try:
             RUNNERS[step["type"]](run, step)
-        except RuleError as error:
-            # The step checked when the action was saved; the entity has changed under it since.
+        except (RuleError, NotFound) as error:
+            # The step checked when the action was saved; what it names has changed since (a
+            # field, a pipeline, a process), or a hook was given an id of nothing.
             raise Unprocessable(
-                f"{_step(action.name, index, step)} no longer fits {entity.name}: {error.detail}"
+                f"{_step(action.name, index, step)} can't run: {error.detail}"
             ) from None
         except Unprocessable as error:
             raise Unprocessable(
