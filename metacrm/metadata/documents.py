@@ -27,6 +27,10 @@ from metacrm.platform.errors import (
 T = TypeVar("T")
 
 
+def by_name(doc: dict[str, Any]) -> str:
+    return str(doc["name"])
+
+
 @dataclass(frozen=True)
 class DocumentKind(Generic[T]):
     kind: str
@@ -36,6 +40,9 @@ class DocumentKind(Generic[T]):
     validate: Callable[[Any], list[FieldError]]
     # The typed definition a stored document becomes.
     build: Callable[[dict[str, Any], int], T]
+    # The name a valid document is stored and addressed under: its `name`, unless names are
+    # unique only within something else (a record action's is `<entity>.<name>`).
+    key: Callable[[dict[str, Any]], str] = by_name
 
 
 @dataclass
@@ -47,8 +54,9 @@ class DocumentDesigner(Generic[T]):
     def create(self, doc: Any) -> T:
         doc = with_label_maps(self.kind.kind, doc)
         self.check(doc)
-        if store.get(self.conn, self.kind.kind, doc["name"]) is not None:
-            raise Conflict(f"a {self.kind.noun} named {doc['name']!r} already exists")
+        key = self.kind.key(doc)
+        if store.get(self.conn, self.kind.kind, key) is not None:
+            raise Conflict(f"a {self.kind.noun} named {key!r} already exists")
         return self._save(doc, "create")
 
     def replace(self, name: str, doc: Any) -> T:
@@ -66,7 +74,7 @@ class DocumentDesigner(Generic[T]):
                     extra={"current_version": current.version},
                 )
         self.check(doc)
-        if doc["name"] != name:
+        if self.kind.key(doc) != name:
             raise Unprocessable(
                 f"a {self.kind.noun} can't be renamed",
                 errors=[FieldError("/name", "rename", f"must be {name}")],
@@ -97,6 +105,6 @@ class DocumentDesigner(Generic[T]):
     def _save(self, doc: dict[str, Any], action: str) -> T:
         doc = {k: v for k, v in doc.items() if k != "version"}
         version = store.save(
-            self.conn, self.kind.kind, doc["name"], doc, author=self.author, action=action
+            self.conn, self.kind.kind, self.kind.key(doc), doc, author=self.author, action=action
         )
         return self.kind.build(doc, version)

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -40,6 +41,11 @@ class ExpressionSite:
     sees_change: bool = False
     # Whether it must also compile to SQL (permission and sharing rules filter in the database).
     needs_sql: bool = False
+    # A record action's input in scope (`input.<key>`): each key path with its value type, or
+    # None for a value the rule language can't use. None: no input here.
+    inputs: Mapping[tuple[str, ...], str | None] | None = dataclass_field(
+        default=None, compare=False, hash=False
+    )
 
 
 # Checks an expression in the context of an entity document; returns the problems. The runtime

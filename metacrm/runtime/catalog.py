@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, MetaData, Table
 
 from metacrm.metadata import store
+from metacrm.metadata.actions import ACTION, ActionDef
 from metacrm.metadata.approvals import APPROVAL_PROCESS, ApprovalProcessDef
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import PIPELINE, PipelineDef
@@ -82,7 +83,9 @@ class Catalog:
 
 # Kind → how a stored document becomes its typed definition (`from_doc(document, version)`), for
 # the kinds the catalog keeps in `documents`. A new kind of metadata is a row here.
-DOCUMENT_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {}
+DOCUMENT_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
+    ACTION: ActionDef.from_doc,
+}
 
 
 def build_catalog(conn: Connection, stamp: int) -> Catalog:

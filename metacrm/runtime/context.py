@@ -94,6 +94,9 @@ class Extensions(Protocol):
     @property
     def event_consumers(self) -> Sequence[EventConsumer]: ...
 
+    @property
+    def actions(self) -> Mapping[str, ActionHook]: ...
+
 
 # An event consumer sees each event inside the publishing transaction. It must leave the
 # transaction usable: whatever may fail, it does in a savepoint.
@@ -154,6 +157,13 @@ class Records(Protocol):
     def record_history(
         self, entity: EntityDef, record_id: str, version: int, action: str, changes: dict[str, Any]
     ) -> None: ...
+
+
+# A named Python step of record actions (`{"type": "hook", "name": …}`), registered at start-up
+# (by a plugin, say): called with the record service acting for the process, the entity, the
+# record's id and the action's input; returns a JSON object (or None) merged into the action's
+# result. It writes only through the record service it is given.
+ActionHook = Callable[[Records, EntityDef, str, Mapping[str, Any]], Mapping[str, Any] | None]
 
 
 class WriteHook(Protocol):

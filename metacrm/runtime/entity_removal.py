@@ -3,7 +3,8 @@ runtime's rows about its records that a purge takes with its table.
 
 A blocker is a `FieldError` whose `field` is a JSON Pointer into the metadata as the API lists
 it: `/entities/{name}/…`, `/pipelines/{name}/…`, `/approval-processes/{name}/…`,
-`/roles/{name}/…`, `/webhooks/{id}/…` — every one is listed, so the admin knows what to change.
+`/roles/{name}/…`, `/webhooks/{id}/…`, `/actions/{entity}.{name}/…` — every one is listed, so
+the admin knows what to change.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, select
 
+from metacrm.metadata.actions import ACTION, validate_action
+from metacrm.metadata.actions import References as ActionReferences
 from metacrm.metadata.approvals import References, validate_approval_process
 from metacrm.metadata.entities import DesignResult, EntityDesigner
 from metacrm.metadata.model import EntityDef
@@ -103,6 +106,7 @@ def blockers(catalog: Catalog, name: str, hooks: Sequence[Subscription]) -> list
         *_pipeline_references(catalog, name, reads),
         *_process_expressions(catalog, name, reads),
         *_webhook_expressions(catalog, hooks, name, reads),
+        *_action_references(catalog, name, reads),
     ]
 
 
@@ -172,7 +176,9 @@ def _reads_through(catalog: Catalog, name: str) -> ExpressionChecker:
             entered = entered or target == name
             return entity if target == entity.name else catalog.find(target)
 
-        scope = Scope(entity=entity, resolve_entity=resolve, allow_change_refs=True)
+        scope = Scope(
+            entity=entity, resolve_entity=resolve, allow_change_refs=True, inputs=site.inputs
+        )
         # It was checked when saved; a lookup it followed before failing now still counts.
         with suppress(RuleError):
             check(parse(site.expression), scope)
@@ -262,4 +268,29 @@ def _webhook_expressions(
             continue
         site = ExpressionSite("/condition", hook.condition, "boolean", needs_sql=True)
         found += _under(pointer("webhooks", hook.id), reads(entity.doc, site))
+    return found
+
+
+def _action_references(catalog: Catalog, name: str, reads: ExpressionChecker) -> list[FieldError]:
+    """Record actions on the entity, and other entities' actions that create its records or
+    read it through a lookup."""
+    refs = ActionReferences(
+        catalog.entities, catalog.pipelines, catalog.approval_processes, (), reads
+    )
+    found = []
+    for key, action in sorted(catalog.of_kind(ACTION).items()):
+        at = pointer("actions", key)
+        if action.entity == name:
+            found.append(FieldError(f"{at}/entity", "action", f"action {key} runs on {name}"))
+            continue
+        for i, step in enumerate(action.steps):
+            if step.get("type") == "create_record" and step.get("entity") == name:
+                found.append(
+                    FieldError(
+                        f"{at}/steps/{i}/entity",
+                        "action_step",
+                        f"action {key} creates {name} records",
+                    )
+                )
+        found += _under(at, validate_action(dict(action.doc), refs))
     return found

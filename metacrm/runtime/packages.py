@@ -1,5 +1,6 @@
-"""Importing a whole metadata package: entities first, then the roles, pipelines and approval
-processes built on them, each through its own designer, all in the caller's transaction.
+"""Importing a whole metadata package: entities first, then the roles, pipelines, approval
+processes and record actions built on them, each through its own designer, all in the caller's
+transaction.
 
 It lives in the runtime because a pipeline's change may move records between stages.
 """
@@ -16,6 +17,7 @@ from metacrm.metadata.entities import EntityDesigner
 from metacrm.metadata.packages import DOCUMENT_KINDS, import_package
 from metacrm.metadata.roles import RoleDesigner
 from metacrm.platform.errors import FieldError, Unprocessable
+from metacrm.runtime.actions import action_designer
 from metacrm.runtime.catalog import build_catalog
 from metacrm.runtime.context import Records
 from metacrm.runtime.pipelines.design import PipelineDesigner
@@ -39,6 +41,7 @@ _DESIGNERS: dict[str, DesignerFactory] = {
         records.ctx.catalog.roles.keys(),
         expression_checker(records.ctx.catalog),
     ),
+    "actions": lambda records: action_designer(records.ctx),
 }
 
 
@@ -57,14 +60,24 @@ def apply_package(records: Records, package: Any) -> list[str]:
         for doc in _documents(package, key):
             # Each document is checked against everything imported before it.
             designer = _DESIGNERS[key](records.with_catalog(build_catalog(conn, -1)))
-            current = store.get(conn, kind, doc["name"])
-            if current is None:
+            name = _name(designer, doc)
+            current = store.get(conn, kind, name) if name is not None else None
+            if current is None or name is None:
+                # A document without its name (or entity, for actions) is refused by create.
                 designer.create(doc)
-                changes.append(f"{kind} {doc['name']}: created")
+                changes.append(f"{kind} {name}: created")
             elif current.document != doc:
-                designer.replace(doc["name"], doc)
-                changes.append(f"{kind} {doc['name']}: changed")
+                designer.replace(name, doc)
+                changes.append(f"{kind} {name}: changed")
     return changes
+
+
+def _name(designer: DocumentDesigner[Any], doc: dict[str, Any]) -> str | None:
+    """The name the document is stored under (`<entity>.<name>` for a record action)."""
+    try:
+        return designer.kind.key(doc)
+    except (KeyError, TypeError):
+        return None
 
 
 def _documents(package: dict[str, Any], key: str) -> list[dict[str, Any]]:

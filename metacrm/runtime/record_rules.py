@@ -74,9 +74,16 @@ class WriteContext:
         return value_at
 
     def compiled(
-        self, entity: EntityDef, text: str, *, expect: str | None, sees_change: bool
+        self,
+        entity: EntityDef,
+        text: str,
+        *,
+        expect: str | None,
+        sees_change: bool,
+        inputs: Mapping[tuple[str, ...], str | None] | None = None,
     ) -> tuple[Checked, Fn]:
-        """The expression checked and compiled, once per metadata snapshot."""
+        """The expression checked and compiled, once per metadata snapshot; `inputs` puts a
+        record action's input in scope (`input.<key>`)."""
         return compiled(
             entity,
             text,
@@ -84,6 +91,7 @@ class WriteContext:
             allow_change_refs=sees_change,
             resolve_entity=self.catalog.find,
             cache=self.catalog.memo(("rules", entity.name), dict),
+            inputs=inputs,
         )
 
     def condition(self, entity: EntityDef, text: str, *, sees_change: bool = False) -> Fn:

@@ -1,19 +1,27 @@
 """Everything the runtime runs besides interpreting metadata, registered at start-up: background
-tasks (the platform's part), event consumers and write hooks. `runtime/startup.py` fills one for
-the built-in behaviour; tests build their own to configure what runs."""
+tasks (the platform's part), event consumers, write hooks and the Python steps of record actions.
+`runtime/startup.py` fills one for the built-in behaviour; tests build their own to configure
+what runs."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from metacrm.platform.registry import Registry
-from metacrm.runtime.context import EventConsumer, WriteHook
+from metacrm.runtime.context import ActionHook, EventConsumer, WriteHook
+
+# The names action documents may give a hook step (see action.schema.json): `convert_lead`, or
+# namespaced by the plugin that registers it, `crm.convert_lead`.
+ACTION_HOOK_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+MAX_ACTION_HOOK_NAME = 100
 
 
 @dataclass
 class RuntimeRegistry(Registry):
     write_hooks: list[WriteHook] = field(default_factory=list)
     event_consumers: list[EventConsumer] = field(default_factory=list)
+    actions: dict[str, ActionHook] = field(default_factory=dict)
 
     def write_hook(self, hook: WriteHook) -> None:
         """Call `hook` around every record write, after the hooks registered before it."""
@@ -22,3 +30,11 @@ class RuntimeRegistry(Registry):
     def consume_events(self, consumer: EventConsumer) -> None:
         """Call `consumer(ctx, event)` for every event, inside the publishing transaction."""
         self.event_consumers.append(consumer)
+
+    def action_hook(self, name: str, fn: ActionHook) -> None:
+        """Make `fn` the hook step `name` of record actions (`{"type": "hook", "name": name}`)."""
+        if not ACTION_HOOK_NAME.match(name) or len(name) > MAX_ACTION_HOOK_NAME:
+            raise ValueError(f"{name!r} can't name an action hook (use lower_case.words)")
+        if name in self.actions:
+            raise ValueError(f"an action hook named {name!r} is already registered")
+        self.actions[name] = fn

@@ -19,7 +19,12 @@ def expression_checker(catalog: Catalog) -> ExpressionChecker:
         def resolve(name: str) -> EntityDef | None:
             return entity if name == entity.name else catalog.find(name)
 
-        scope = Scope(entity=entity, resolve_entity=resolve, allow_change_refs=site.sees_change)
+        scope = Scope(
+            entity=entity,
+            resolve_entity=resolve,
+            allow_change_refs=site.sees_change,
+            inputs=site.inputs,
+        )
         try:
             checked = check(parse(site.expression), scope, expect=site.expect)
         except RuleError as error:

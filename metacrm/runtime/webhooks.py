@@ -59,6 +59,7 @@ EVENT_TYPES = (
     "approval.rejected",
     "approval.recalled",
     "approval.reassigned",
+    "action.executed",
 )
 
 

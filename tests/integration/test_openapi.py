@@ -202,9 +202,38 @@ def test_the_docs_page_is_html(api: Api) -> None:
 # ---- the API against its own document --------------------------------------------------------
 
 
+# A record action with an input schema, so its own operation is exercised with generated input.
+SET_PROBABILITY = {
+    "name": "set_probability",
+    "label": "Set probability",
+    "entity": "opportunity",
+    "permission": "update",
+    "input_schema": {
+        "type": "object",
+        "required": ["probability"],
+        "additionalProperties": False,
+        "properties": {
+            "probability": {"type": "integer", "minimum": 0, "maximum": 100},
+            "close": {"type": "string", "format": "date"},
+            "note": {"type": "string", "maxLength": 100},
+        },
+    },
+    "steps": [
+        {
+            "type": "set_fields",
+            "values": {
+                "probability": "input.probability",
+                "close_date": "coalesce(input.close, close_date)",
+            },
+        }
+    ],
+}
+
+
 def _seed(api: Api) -> dict[str, list[str]]:
     api.make_entity(ACCOUNT)
     api.make_entity(OPPORTUNITY)
+    assert api.post("/api/v1/meta/actions", SET_PROBABILITY).status_code == 201
     acme = create(api, "account", {"name": "Acme", "industry": "retail"})
     globex = create(api, "account", {"name": "Globex", "website": "https://globex.example"})
     deals = [
@@ -225,9 +254,12 @@ def _real_path_values(operation: Any, ids: dict[str, list[str]]) -> st.SearchStr
     path = operation.path
     if path.startswith(RECORDS) and "{id}" in path:
         entity = path.removeprefix(f"{RECORDS}/").split("/")[0]
-        return st.one_of(st.none(), st.sampled_from([("id", i) for i in ids[entity]]))
+        real = {"id": st.sampled_from(ids[entity])}
+        if "{action}" in path:
+            real["action"] = st.just(SET_PROBABILITY["name"])
+        return st.one_of(st.none(), st.fixed_dictionaries(real))
     if path.startswith(f"{META}/{{name}}"):
-        return st.one_of(st.none(), st.sampled_from([("name", e) for e in ids]))
+        return st.one_of(st.none(), st.fixed_dictionaries({"name": st.sampled_from(list(ids))}))
     return st.none()
 
 
@@ -284,9 +316,9 @@ def test_schemathesis_finds_no_server_errors_and_no_response_breaking_the_docume
             suppress_health_check=list(HealthCheck),
         )
         @given(case=_cases(operation), real=_real_path_values(operation, ids))
-        def exercise(case: Any, real: tuple[str, str] | None) -> None:
+        def exercise(case: Any, real: dict[str, str] | None) -> None:
             if real is not None:
-                case.path_parameters[real[0]] = real[1]
+                case.path_parameters.update(real)
             response = _send(sqlite_api, case)
             case.validate_response(response, checks=CHECKS, headers=sqlite_api.headers())
 

@@ -115,6 +115,31 @@ PROCESS = {
         }
     ],
 }
+# Record actions on deals: one with an input schema the rep may run, one needing a permission
+# the rep lacks (so their document leaves it out).
+DISCOUNT_ACTION = {
+    "name": "give_discount",
+    "label": {"en": "Give a discount"},
+    "entity": "deal",
+    "permission": "update",
+    "input_schema": {
+        "type": "object",
+        "required": ["percent"],
+        "additionalProperties": False,
+        "properties": {
+            "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+            "why": {"type": "string", "maxLength": 200},
+        },
+    },
+    "steps": [{"type": "set_fields", "values": {"discount": "input.percent"}}],
+}
+WIN_ACTION = {
+    "name": "win",
+    "label": {"en": "Win"},
+    "entity": "deal",
+    "permission": "delete",
+    "steps": [{"type": "move_stage", "stage": "won"}],
+}
 # Sees deals (not accounts: a deal's lookup expands to an unknown record) and sales orders
 # without their line counts.
 REP = {
@@ -139,6 +164,8 @@ def crm(api: Api) -> Api:
     made(api.post(f"{V1}/meta/roles", REP))
     made(api.post(f"{V1}/meta/pipelines", PIPELINE))
     made(api.post(f"{V1}/meta/approval-processes", PROCESS))
+    made(api.post(f"{V1}/meta/actions", DISCOUNT_ACTION))
+    made(api.post(f"{V1}/meta/actions", WIN_ACTION))
     return api
 
 
@@ -200,6 +227,34 @@ def test_the_reference_without_metadata_is_complete(crm: Api) -> None:
     assert "Account" not in document["components"]["schemas"]
 
 
+def test_each_action_has_its_own_operation_with_its_input_schema(crm: Api) -> None:
+    paths = document_of(crm)["paths"]
+    own = paths[f"{V1}/records/deal/{{id}}/actions/give_discount"]["post"]
+    assert own["operationId"] == "run_deal_give_discount"
+    assert own["summary"] == "Give a discount"
+    body = own["requestBody"]
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"] == DISCOUNT_ACTION["input_schema"]
+    result = own["responses"]["200"]["content"]["application/json"]["schema"]
+    assert result["properties"]["result"]["properties"]["record"] == {
+        "$ref": "#/components/schemas/Deal"
+    }
+    assert {"409", "422", "423"} <= set(own["responses"])
+    win = paths[f"{V1}/records/deal/{{id}}/actions/win"]["post"]
+    assert win["requestBody"]["required"] is False
+    # The operation taking any action's name is there too, for every entity.
+    assert "post" in paths[f"{V1}/records/deal/{{id}}/actions/{{action}}"]
+    assert "post" in paths[f"{V1}/records/account/{{id}}/actions/{{action}}"]
+    assert not any(p.startswith(f"{V1}/records/account/{{id}}/actions/") and "{action}" not in p
+                   for p in paths)  # fmt: skip
+
+
+def test_a_callers_document_lists_only_the_actions_their_roles_may_run(crm: Api) -> None:
+    paths = document_of(crm, crm.new_user("rep@example.com", roles=("rep",)))["paths"]
+    assert f"{V1}/records/deal/{{id}}/actions/give_discount" in paths
+    assert f"{V1}/records/deal/{{id}}/actions/win" not in paths
+
+
 def test_the_history_response_describes_its_entries(crm: Api) -> None:
     history = document_of(crm)["paths"][f"{V1}/records/deal/{{id}}/history"]["get"]
     schema = history["responses"]["200"]["content"]["application/json"]["schema"]
@@ -243,6 +298,14 @@ def test_answers_of_management_and_record_endpoints_match_their_schemas(crm: Api
             crm.post(f"{V1}/records/deal/{deal['id']}/approvals", {"process": "discount"}),
         ),
         (f"{deal_path}/approvals", "get", crm.get(f"{V1}/records/deal/{deal['id']}/approvals")),
+        (f"{deal_path}/actions", "get", crm.get(f"{V1}/records/deal/{deal['id']}/actions")),
+        (
+            f"{deal_path}/actions/give_discount",
+            "post",
+            crm.post(f"{V1}/records/deal/{deal['id']}/actions/give_discount", {"percent": 5}),
+        ),
+        (f"{V1}/meta/actions", "get", crm.get(f"{V1}/meta/actions")),
+        (f"{V1}/meta/actions/{{name}}", "get", crm.get(f"{V1}/meta/actions/deal.win")),
         (f"{V1}/records/account", "get", crm.get(f"{V1}/records/account?count=true")),
         (f"{V1}/meta/entities", "get", crm.get(f"{V1}/meta/entities")),
         (f"{V1}/meta/entities/{{name}}", "get", crm.get(f"{V1}/meta/entities/deal")),
@@ -356,6 +419,13 @@ def test_a_generated_client_keeps_every_operation_and_reads_history(
         found = history.sync(id=account["id"], client=client)
         assert [entry.version for entry in found.data] == [2, 1]
         assert found.data[0].changes.additional_properties["employees"].new == 12
+        deal = made(crm.post(f"{V1}/records/deal", {"name": "Big"}))
+        discount = importlib.import_module("metacrm_client.api.deal.run_deal_give_discount")
+        models = importlib.import_module("metacrm_client.models")
+        given = discount.sync(
+            id=deal["id"], client=client, body=models.RunDealGiveDiscountBody(percent=15)
+        )
+        assert given.result.record.discount == 15
         listing = importlib.import_module("metacrm_client.api.account.list_account")
         page = listing.sync(client=client, count=True)
         assert page.count == 1 and page.data[0].name == "Acme"

@@ -1,5 +1,5 @@
-"""Metadata packages carry entities with the roles, pipelines and approval processes built on
-them: export from one database, import into another, all or nothing."""
+"""Metadata packages carry entities with the roles, pipelines, approval processes and record
+actions built on them: export from one database, import into another, all or nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from conftest import ADMIN_EMAIL, Api, start_api
 from test_pipelines_common import DEAL, SALES, TASK
 
 from metacrm.metadata import store
+from metacrm.metadata.actions import ACTION
 from metacrm.metadata.approvals import APPROVAL_PROCESS
 from metacrm.metadata.packages import export_package
 from metacrm.metadata.pipelines import PIPELINE
@@ -44,6 +45,18 @@ DISCOUNT = {
         }
     ],
 }
+# A record action on deals, importable only after the process it submits to.
+NEXT_STEP = {
+    "name": "plan",
+    "label": {"en": "Plan the next step"},
+    "entity": "deal",
+    "permission": "update",
+    "input_schema": {"type": "object", "properties": {"step": {"type": "string"}}},
+    "steps": [
+        {"type": "set_fields", "values": {"next_step": "input.step"}},
+        {"type": "create_record", "entity": "task", "values": {"subject": "input.step"}},
+    ],
+}
 
 
 def _designed(api: Api) -> None:
@@ -53,6 +66,7 @@ def _designed(api: Api) -> None:
         ("roles", MANAGER_ROLE),
         ("pipelines", SALES),
         ("approval-processes", DISCOUNT),
+        ("actions", NEXT_STEP),
     ):
         response = api.post(f"{V1}/meta/{path}", doc)
         assert response.status_code == 201, response.text
@@ -101,8 +115,10 @@ def test_a_package_carries_pipelines_processes_and_roles(api: Api, other: Api) -
         changes = apply_package(admin_records(other, conn), package)
     assert "pipeline sales: created" in changes
     assert "approval_process big_deal: created" in changes
-    for kind in (ROLE, PIPELINE, APPROVAL_PROCESS):
+    assert "action deal.plan: created" in changes
+    for kind in (ROLE, PIPELINE, APPROVAL_PROCESS, ACTION):
         assert _documents(other, kind) == _documents(api, kind)
+    assert list(_documents(other, ACTION)) == ["deal.plan"]
     # The imported pipeline behaves: its gate holds in the other installation too.
     deal = other.post(f"{V1}/records/deal", {"name": "Acme"}).json()
     moved = other.patch(f"{V1}/records/deal/{deal['id']}", {"stage": "proposal"})
@@ -111,6 +127,13 @@ def test_a_package_carries_pipelines_processes_and_roles(api: Api, other: Api) -
 
     with other.services.writing() as conn:
         assert apply_package(admin_records(other, conn), _package(other)) == []
+    changed = copy.deepcopy(package)
+    changed["actions"][0]["label"] = {"en": "Plan"}
+    with other.services.writing() as conn:
+        assert apply_package(admin_records(other, conn), changed) == ["action deal.plan: changed"]
+    ran = other.post(f"{V1}/records/deal/{deal['id']}/actions/plan", {"step": "Call"})
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["result"]["record"]["next_step"] == "Call"
 
 
 def test_an_entity_export_takes_only_its_pipelines_and_processes(api: Api) -> None:
@@ -119,6 +142,8 @@ def test_an_entity_export_takes_only_its_pipelines_and_processes(api: Api) -> No
         task_only = export_package(conn, ["task"])
         deal_only = export_package(conn, ["deal"])
     assert task_only["pipelines"] == [] and task_only["approval_processes"] == []
+    assert task_only["actions"] == []
+    assert [d["name"] for d in deal_only["actions"]] == ["plan"]
     assert "roles" not in deal_only
     assert [d["name"] for d in deal_only["pipelines"]] == ["sales"]
 

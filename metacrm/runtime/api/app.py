@@ -21,6 +21,7 @@ from metacrm.platform.invalidation import Listener
 from metacrm.platform.settings import Settings
 from metacrm.platform.tasks import InProcessQueue
 from metacrm.runtime.api import (
+    actions,
     approvals,
     directory,
     meta,
@@ -110,6 +111,9 @@ ROUTES: list[RouteRow] = [
     ("GET", f"{V1}/records/{{entity}}/{{id}}/shares", records.record_shares),
     ("POST", f"{V1}/records/{{entity}}/{{id}}/shares", records.share_record),
     ("DELETE", f"{V1}/records/{{entity}}/{{id}}/shares/{{share}}", records.unshare_record),
+    *actions.ACTIONS.routes(V1),
+    ("GET", f"{V1}/records/{{entity}}/{{id}}/actions", actions.list_record_actions),
+    ("POST", f"{V1}/records/{{entity}}/{{id}}/actions/{{action}}", actions.run_record_action),
 ]
 
 

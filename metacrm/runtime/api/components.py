@@ -1,9 +1,9 @@
 """The named schemas of the OpenAPI document (components/schemas): every JSON body the API reads
 or writes, except the per-entity record schemas, which come from the metadata (openapi.py).
 
-Metadata documents (entity, field, role, pipeline, approval process) are described by the same
-JSON Schemas that validate them (metacrm/metadata/schemas), their `$defs` lifted into named
-components so that every `$ref` resolves inside the document. Response objects are open (more
+Metadata documents (entity, field, role, pipeline, approval process, record action) are described
+by the same JSON Schemas that validate them (metacrm/metadata/schemas), their `$defs` lifted into
+named components so that every `$ref` resolves inside the document. Response objects are open (more
 properties may come in later versions); request bodies are closed where the API refuses
 unknown properties.
 """
@@ -27,6 +27,7 @@ METADATA_DOCUMENTS = {
     "role": "Role",
     "pipeline": "Pipeline",
     "approval_process": "ApprovalProcess",
+    "action": "Action",
 }
 
 STRING = {"type": "string"}
@@ -264,6 +265,40 @@ APPROVAL_PROCESS_SUMMARY = _object(
     },
     ("name", "label", "entity", "trigger", "steps", "version"),
 )
+ACTION_SUMMARY = _object(
+    {
+        "name": {"type": "string", "description": "The document's name: <entity>.<action>"},
+        "action": {**NAME, "description": "The action's name on its entity"},
+        "label": ref("Label"),
+        "entity": NAME,
+        "permission": STRING,
+        "steps": {"type": "array", "items": STRING, "description": "Each step's type"},
+        "version": INTEGER,
+    },
+    ("name", "action", "label", "entity", "permission", "steps", "version"),
+)
+RECORD_ACTION = _object(
+    {
+        "name": NAME,
+        "label": ref("Label"),
+        "available": BOOLEAN,
+        "reason": {**TEXT_MAP, "description": "Why it is not available (text per locale)"},
+        "reason_code": {"enum": ["permission", "refused", "hook", "condition"]},
+        "input_schema": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": "The JSON Schema of the action's input",
+        },
+    },
+    ("name", "label", "available"),
+)
+ACTION_INPUT = _object(
+    {},
+    additionalProperties=True,
+    description="The action's input, as its input schema describes it (empty when it takes none)",
+)
+ACTION_CREATED = _object({"entity": NAME, "id": ID}, ("entity", "id"))
+ACTION_APPROVAL = _object({"id": ID, "process": NAME}, ("id", "process"))
 
 STAGE = _object(
     {
@@ -764,6 +799,11 @@ def components() -> dict[str, Schema]:
         "RoleSummary": ROLE_SUMMARY,
         "PipelineSummary": PIPELINE_SUMMARY,
         "ApprovalProcessSummary": APPROVAL_PROCESS_SUMMARY,
+        "ActionSummary": ACTION_SUMMARY,
+        "RecordAction": RECORD_ACTION,
+        "ActionInput": ACTION_INPUT,
+        "ActionCreated": ACTION_CREATED,
+        "ActionApproval": ACTION_APPROVAL,
         "Timeline": TIMELINE,
         "TimelineStage": STAGE,
         "StagePlan": STAGE_PLAN,

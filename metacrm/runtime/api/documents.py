@@ -111,8 +111,9 @@ class DocumentEndpoints:
         body = await read_json(request)
 
         def create(work: Work) -> dict[str, Any]:
-            self.designer(work).create(body)
-            return self._document(work, body["name"])
+            designer = self.designer(work)
+            designer.create(body)
+            return self._document(work, designer.kind.key(body))
 
         document = await runtime_of(request).run(request, create, write=True, admin=True)
         return JSONResponse(document, status_code=201)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 import metacrm
+from metacrm.metadata.actions import ACTION, ActionDef
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.roles import ACTIONS
 from metacrm.runtime.api.components import (
@@ -25,11 +27,13 @@ from metacrm.runtime.api.components import (
     components,
     record_page,
 )
-from metacrm.runtime.api.context import runtime_of
+from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse
 from metacrm.runtime.api.operation import (
+    ACTION_SEGMENT,
     ENTITY_SCHEMA,
     ENTITY_SEGMENT,
+    Body,
     Operation,
     Schema,
     operation,
@@ -59,9 +63,15 @@ PROBLEMS = {
 }
 # Path parameters by name: their schema and meaning, wherever they appear.
 NAME_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
+# A document's name: a record action's is its entity's and its own, `lead.claim`.
+DOCUMENT_NAME_PATTERN = "^[a-z][a-z0-9_]{0,62}([.][a-z][a-z0-9_]{0,62})?$"
 PATH_PARAMETERS: dict[str, tuple[Schema, str]] = {
     "entity": ({"type": "string", "pattern": NAME_PATTERN}, "The entity's name"),
-    "name": ({"type": "string", "pattern": NAME_PATTERN}, "The document's name"),
+    "name": (
+        {"type": "string", "pattern": DOCUMENT_NAME_PATTERN},
+        "The document's name (a record action's: <entity>.<action>)",
+    ),
+    "action": ({"type": "string", "pattern": NAME_PATTERN}, "The action's name"),
     "field": ({"type": "string", "pattern": NAME_PATTERN}, "The field's name"),
     "version": ({"type": "integer", "minimum": 1}, "A version number of the document"),
     "id": ({"type": "string"}, "The id"),
@@ -79,6 +89,7 @@ TAGS = [
     ("roles", "Who may do what with which records (admins)"),
     ("pipelines", "Ordered stages bound to a picklist field (admins)"),
     ("approval_processes", "Who must approve which records, in which steps (admins)"),
+    ("actions", "Record actions: named operations on records, their input and steps (admins)"),
     ("users", "Users, the org tree, the caller and their permissions"),
     ("webhooks", "Signed event deliveries to other systems (admins)"),
     ("notifications", "The caller's inbox"),
@@ -249,11 +260,47 @@ def operation_object(
     return out
 
 
+# The body of an action that takes no input.
+NO_INPUT: Schema = {"type": "object", "properties": {}, "additionalProperties": False}
+
+
+def action_operations(
+    described: Operation,
+    method: str,
+    path: str,
+    entity: EntityDef,
+    schema_name: str,
+    tag: str,
+    actions: Sequence[ActionDef],
+) -> list[tuple[str, dict[str, Any]]]:
+    """An operation with an `{action}` segment, once per action of the entity on its own path,
+    with the action's input schema as its body: a generated client gets a typed call per
+    action (`run_ticket_close`) beside the one taking any action's name."""
+    found = []
+    for action in actions:
+        schema = copy.deepcopy(dict(action.input_schema or NO_INPUT))
+        required = bool(schema.get("required"))
+        own = replace(
+            described,
+            summary=action.label.get("en", action.name),
+            description=f"Needs {action.permission} on the record. {described.description}",
+            body=Body(schema, required=required),
+        )
+        concrete = path.replace(ENTITY_SEGMENT, entity.name).replace(ACTION_SEGMENT, action.name)
+        operation = operation_object(own, method, concrete, entity.name, schema_name, tag)
+        operation["operationId"] = f"run_{entity.name}_{action.name}"
+        found.append((concrete, operation))
+    return found
+
+
 def build_openapi(
-    routes: Sequence[RouteRow], entities: Sequence[EntityDef] | None
+    routes: Sequence[RouteRow],
+    entities: Sequence[EntityDef] | None,
+    actions: Mapping[str, Sequence[ActionDef]] | None = None,
 ) -> dict[str, Any]:
     """The document for these routes. With `entities` (as the caller sees them), records routes
-    are repeated per entity with its record schemas; with None, they stay as one set under
+    are repeated per entity with its record schemas, and those naming an `{action}` also per
+    action in `actions` (by entity); with None, they stay as one set under
     `/api/v1/records/{entity}` with the system fields only (the reference without a token)."""
     schemas = components()
     names = schema_names(entities or (), schemas)
@@ -289,6 +336,14 @@ def build_openapi(
             )
             found["operationId"] = _unique(found["operationId"], taken)
             paths.setdefault(concrete, {})[method.lower()] = found
+            if ACTION_SEGMENT not in path:
+                continue
+            own = (actions or {}).get(entity.name, ())
+            for where, action in action_operations(
+                described, method, path, entity, names[entity.name], tag, own
+            ):
+                action["operationId"] = _unique(action["operationId"], taken)
+                paths.setdefault(where, {})[method.lower()] = action
     if entities is None:
         tags = [{"name": name, "description": text} for name, text in TAGS]
         schemas.update(
@@ -334,6 +389,19 @@ def visible_entities(catalog: Catalog, permissions: Permissions | None) -> list[
     ]
 
 
+def visible_actions(
+    catalog: Catalog, entities: Sequence[EntityDef], permissions: Permissions | None
+) -> dict[str, list[ActionDef]]:
+    """By entity, the record actions whose permission the caller's roles grant."""
+    found: dict[str, list[ActionDef]] = {}
+    for entity in entities:
+        own: list[ActionDef] = catalog.of_kind_for(ACTION, entity.name)
+        found[entity.name] = [
+            a for a in own if permissions is None or permissions.may(entity, a.permission)
+        ]
+    return found
+
+
 def routes_of(request: Request) -> Sequence[RouteRow]:
     """The route table the app was built with."""
     return request.app.state.routes
@@ -349,8 +417,11 @@ def routes_of(request: Request) -> Sequence[RouteRow]:
 )
 async def openapi_json(request: Request) -> Response:
     routes = routes_of(request)
-    document = await runtime_of(request).run(
-        request,
-        lambda w: build_openapi(routes, visible_entities(w.catalog, w.records().permissions)),
-    )
-    return JSONResponse(document)
+
+    def document_for(work: Work) -> dict[str, Any]:
+        permissions = work.records().permissions
+        entities = visible_entities(work.catalog, permissions)
+        actions = visible_actions(work.catalog, entities, permissions)
+        return build_openapi(routes, entities, actions)
+
+    return JSONResponse(await runtime_of(request).run(request, document_for))

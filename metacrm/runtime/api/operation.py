@@ -26,6 +26,9 @@ ENTITY_SEGMENT = "{entity}"
 # In a schema of such an operation, this stands for the entity's schema name ("Account"); for
 # the entity-independent reference it becomes "Record".
 ENTITY_SCHEMA = "{Entity}"
+# Under this segment too (a record action's name), the document also repeats the operation for
+# each of the entity's actions, with the action's input schema as the body.
+ACTION_SEGMENT = "{action}"
 
 
 def ref(name: str) -> Schema:

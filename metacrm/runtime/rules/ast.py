@@ -62,6 +62,14 @@ class OldRef(Node):
 
 
 @dataclass(frozen=True)
+class InputRef(Node):
+    """`input.reason`: a value of a record action's input. The parser reads it as a field path;
+    the checker makes it an input reference where an action's input is in scope."""
+
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class UserRef(Node):
     """`$user.<attr>`: an attribute of the user the expression runs for."""
 

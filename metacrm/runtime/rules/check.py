@@ -6,7 +6,7 @@ It returns a typed copy of the tree (text literals compared with dates become da
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -46,6 +46,8 @@ from metacrm.runtime.rules.operators import (
 )
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Where a record action's input is in scope, `input.<key>` names one of its values.
+INPUT = "input"
 MAX_DECIMAL_DIGITS = 30
 _TEXT_OPERATORS = ("contains", "startswith", "endswith")
 
@@ -58,6 +60,9 @@ class Scope:
     resolve_entity: Callable[[str], EntityDef | None]
     # old.x and changed(x) need a change in view (validation rules, automations); filters don't.
     allow_change_refs: bool = False
+    # A record action's input, where its steps' expressions read `input.<key>`: each key path
+    # with its value type (None: a value the rule language can't use, such as a list).
+    inputs: Mapping[tuple[str, ...], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,9 +142,38 @@ class _Checker:
         raise RuleError("a list can only follow 'in' or 'not in'", node.pos)
 
     def _visit_FieldRef(self, node: ast.FieldRef) -> ast.Node:
+        if self.scope.inputs is not None and node.path[0] == INPUT:
+            return self._input(node, self.scope.inputs)
         found = self._resolve(node.path, node.segment_pos, node.pos)
         self.paths.add(node.path)
         return replace(node, vtype=_value_type(found, node.pos))
+
+    def _input(self, node: ast.FieldRef, inputs: Mapping[tuple[str, ...], str | None]) -> ast.Node:
+        """`input.a.b`: a key path of the action's input, typed by its input schema."""
+        path = node.path[1:]
+        if not path:
+            example = f"input.{min(k[0] for k in inputs)}" if inputs else "input.reason"
+            raise RuleError(f"name a key of the action's input, such as {example}", node.pos)
+        where = node.segment_pos[-1] if node.segment_pos else node.pos
+        if path not in inputs:
+            if any(key[: len(path)] == path for key in inputs):
+                raise RuleError(f"input.{'.'.join(path)} is an object; name one of its keys", where)
+            known = [".".join(k) for k in inputs]
+            listed = ", ".join(sorted(known)) or "nothing"
+            raise RuleError(
+                f"the action's input has no key {'.'.join(path)!r} (its input schema has: "
+                f"{listed})",
+                where,
+                [f"input.{m}" for m in close_matches(".".join(path), known)],
+            )
+        vtype = inputs[path]
+        if vtype is None:
+            raise RuleError(
+                f"input.{'.'.join(path)} has no value the rule language can use; give it type "
+                "string, integer, number or boolean in the input schema",
+                where,
+            )
+        return ast.InputRef(path, pos=node.pos, vtype=vtype)
 
     def _visit_OldRef(self, node: ast.OldRef) -> ast.Node:
         if not self.scope.allow_change_refs:
@@ -426,6 +460,8 @@ def sql_compatible(checked: Checked, scope: Scope | None = None) -> str | None:
         node = stack.pop()
         if isinstance(node, ast.OldRef):
             return f"old.{'.'.join(node.path)} is only known while a change is checked"
+        if isinstance(node, ast.InputRef):
+            return f"input.{'.'.join(node.path)} is only known while an action runs"
         if isinstance(node, ast.Call) and node.name in CHANGE_FUNCTIONS:
             return f"{node.name}() is only known while a change is checked"
         if isinstance(node, ast.FieldRef) and scope is not None and len(node.path) > 1:

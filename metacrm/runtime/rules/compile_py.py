@@ -128,13 +128,16 @@ def compiled(
     allow_change_refs: bool,
     resolve_entity: Callable[[str], EntityDef | None],
     cache: dict[Any, tuple[Checked, Fn]] | None = None,
+    inputs: Mapping[tuple[str, ...], str | None] | None = None,
 ) -> tuple[Checked, Fn]:
     """Parse, check and compile; with `cache` (one per entity snapshot: the catalog keeps it),
-    once per snapshot. The cache is bounded: texts may come from clients (the rule tester)."""
-    key = (text, expect, allow_change_refs)
+    once per snapshot. The cache is bounded: texts may come from clients (the rule tester).
+    `inputs` puts a record action's input in scope (see Scope)."""
+    shape = None if inputs is None else tuple(sorted(inputs.items(), key=lambda i: i[0]))
+    key = (text, expect, allow_change_refs, shape)
     found = cache.get(key) if cache is not None else None
     if found is None:
-        scope = Scope(entity, resolve_entity, allow_change_refs=allow_change_refs)
+        scope = Scope(entity, resolve_entity, allow_change_refs=allow_change_refs, inputs=inputs)
         checked = check(parse(text), scope, expect=expect)
         found = (checked, compile_python(checked))
         if cache is not None:
@@ -218,6 +221,20 @@ def _old(node: ast.Node) -> Eval:
         return normalize(env.related(path))
 
     return old
+
+
+def _input(node: ast.Node) -> Eval:
+    assert isinstance(node, ast.InputRef)
+    normalize = NORMALIZE.get(node.vtype or "", identity)
+    path = node.path
+
+    def value(env: Env, _record: Mapping[str, Any]) -> Any:
+        found: Any = env.input
+        for key in path:
+            found = found.get(key) if isinstance(found, Mapping) else None
+        return normalize(found)
+
+    return value
 
 
 def _user(node: ast.Node) -> Eval:
@@ -610,6 +627,7 @@ _NODES: dict[type[ast.Node], Callable[[ast.Node], Eval]] = {
     ast.FieldRef: _field,
     ast.OldRef: _old,
     ast.UserRef: _user,
+    ast.InputRef: _input,
     ast.Now: _now_node,
     ast.Today: _today_node,
     ast.Neg: _neg,

@@ -58,6 +58,8 @@ class Env:
     old: Mapping[str, Any] | None = None
     # The value at a lookup path such as ("account", "industry"); None when unknown.
     related: Callable[[tuple[str, ...]], Any] | None = None
+    # A record action's input (`input.reason`), its values as the rule language holds them.
+    input: Mapping[str, Any] | None = None
 
 
 # The Env's record where the closures get the record on its own (they never read env.record).
