@@ -16,6 +16,7 @@ from sqlalchemy import Connection, MetaData, Table
 
 from metacrm.metadata import store
 from metacrm.metadata.approvals import APPROVAL_PROCESS, ApprovalProcessDef
+from metacrm.metadata.automations import AUTOMATION, AutomationDef
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import PIPELINE, PipelineDef
 from metacrm.metadata.roles import ROLE, RoleDef
@@ -82,7 +83,9 @@ class Catalog:
 
 # Kind → how a stored document becomes its typed definition (`from_doc(document, version)`), for
 # the kinds the catalog keeps in `documents`. A new kind of metadata is a row here.
-DOCUMENT_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {}
+DOCUMENT_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
+    AUTOMATION: AutomationDef.from_doc,
+}
 
 
 def build_catalog(conn: Connection, stamp: int) -> Catalog:
