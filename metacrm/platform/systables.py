@@ -332,3 +332,12 @@ delegations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_mc_delegations_user", "user_id", "starts_at"),
 )
+
+# When each scheduled automation last ran (claimed in the transaction that runs it, so two
+# schedulers never run it twice for one period).
+automation_runs = Table(
+    "mc_automation_runs",
+    system_metadata,
+    Column("name", NAME, primary_key=True),
+    Column("last_run_at", DateTime(timezone=True), nullable=False),
+)

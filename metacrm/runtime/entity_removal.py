@@ -3,7 +3,8 @@ runtime's rows about its records that a purge takes with its table.
 
 A blocker is a `FieldError` whose `field` is a JSON Pointer into the metadata as the API lists
 it: `/entities/{name}/…`, `/pipelines/{name}/…`, `/approval-processes/{name}/…`,
-`/roles/{name}/…`, `/webhooks/{id}/…` — every one is listed, so the admin knows what to change.
+`/roles/{name}/…`, `/webhooks/{id}/…`, `/automations/{name}/…` — every one is listed, so the admin
+knows what to change.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, select
 
 from metacrm.metadata.approvals import References, validate_approval_process
+from metacrm.metadata.automations import (
+    AUTOMATION,
+    CREATE_RECORD,
+    UPDATE_RELATED,
+    AutomationChecks,
+    validate_automation,
+)
 from metacrm.metadata.entities import DesignResult, EntityDesigner
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import validate_pipeline
@@ -103,6 +111,7 @@ def blockers(catalog: Catalog, name: str, hooks: Sequence[Subscription]) -> list
         *_pipeline_references(catalog, name, reads),
         *_process_expressions(catalog, name, reads),
         *_webhook_expressions(catalog, hooks, name, reads),
+        *_automation_references(catalog, name, reads),
     ]
 
 
@@ -262,4 +271,43 @@ def _webhook_expressions(
             continue
         site = ExpressionSite("/condition", hook.condition, "boolean", needs_sql=True)
         found += _under(pointer("webhooks", hook.id), reads(entity.doc, site))
+    return found
+
+
+def _automation_references(
+    catalog: Catalog, name: str, reads: ExpressionChecker
+) -> list[FieldError]:
+    """Automations on the entity, steps that update or create its records, and expressions of
+    automations on other entities that read it through a lookup."""
+    found = []
+    checks = AutomationChecks(catalog.entities, reads)
+    for automation in sorted(catalog.of_kind(AUTOMATION).values(), key=lambda a: a.name):
+        at = pointer("automations", automation.name)
+        if automation.entity == name:
+            found.append(
+                FieldError(
+                    f"{at}/entity", "automation", f"automation {automation.name} runs on {name}"
+                )
+            )
+            continue
+        entity = catalog.find(automation.entity)
+        for i, step in enumerate(automation.steps):
+            lookup = entity.field(step.get("lookup", "")) if entity is not None else None
+            if step["type"] == UPDATE_RELATED and lookup is not None and lookup.target == name:
+                found.append(
+                    FieldError(
+                        f"{at}/steps/{i}/lookup",
+                        "automation_step",
+                        f"automation {automation.name} updates {name} records",
+                    )
+                )
+            elif step["type"] == CREATE_RECORD and step.get("entity") == name:
+                found.append(
+                    FieldError(
+                        f"{at}/steps/{i}/entity",
+                        "automation_step",
+                        f"automation {automation.name} creates {name} records",
+                    )
+                )
+        found += _under(at, validate_automation(dict(automation.doc), checks))
     return found

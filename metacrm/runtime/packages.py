@@ -1,5 +1,6 @@
-"""Importing a whole metadata package: entities first, then the roles, pipelines and approval
-processes built on them, each through its own designer, all in the caller's transaction.
+"""Importing a whole metadata package: entities first, then the roles, pipelines, approval
+processes and automations built on them, each through its own designer, all in the caller's
+transaction.
 
 It lives in the runtime because a pipeline's change may move records between stages.
 """
@@ -16,6 +17,7 @@ from metacrm.metadata.entities import EntityDesigner
 from metacrm.metadata.packages import DOCUMENT_KINDS, import_package
 from metacrm.metadata.roles import RoleDesigner
 from metacrm.platform.errors import FieldError, Unprocessable
+from metacrm.runtime.automations import automation_designer
 from metacrm.runtime.catalog import build_catalog
 from metacrm.runtime.context import Records
 from metacrm.runtime.pipelines.design import PipelineDesigner
@@ -38,6 +40,9 @@ _DESIGNERS: dict[str, DesignerFactory] = {
         records.ctx.catalog.entities,
         records.ctx.catalog.roles.keys(),
         expression_checker(records.ctx.catalog),
+    ),
+    "automations": lambda records: automation_designer(
+        records.ctx.conn, records.ctx.user.id, records.ctx.catalog
     ),
 }
 

@@ -27,6 +27,7 @@ METADATA_DOCUMENTS = {
     "role": "Role",
     "pipeline": "Pipeline",
     "approval_process": "ApprovalProcess",
+    "automation": "Automation",
 }
 
 STRING = {"type": "string"}
@@ -263,6 +264,26 @@ APPROVAL_PROCESS_SUMMARY = _object(
         "version": INTEGER,
     },
     ("name", "label", "entity", "trigger", "steps", "version"),
+)
+AUTOMATION_SUMMARY = _object(
+    {
+        "name": NAME,
+        "label": ref("Label"),
+        "entity": NAME,
+        "on": {
+            "type": ["array", "null"],
+            "items": {"enum": ["create", "update"]},
+            "description": "When a triggered automation runs; null for a scheduled one",
+        },
+        "every_minutes": {
+            "type": ["integer", "null"],
+            "description": "How often a scheduled automation runs; null for a triggered one",
+        },
+        "active": BOOLEAN,
+        "steps": INTEGER,
+        "version": INTEGER,
+    },
+    ("name", "label", "entity", "on", "every_minutes", "active", "steps", "version"),
 )
 
 STAGE = _object(
@@ -764,6 +785,7 @@ def components() -> dict[str, Schema]:
         "RoleSummary": ROLE_SUMMARY,
         "PipelineSummary": PIPELINE_SUMMARY,
         "ApprovalProcessSummary": APPROVAL_PROCESS_SUMMARY,
+        "AutomationSummary": AUTOMATION_SUMMARY,
         "Timeline": TIMELINE,
         "TimelineStage": STAGE,
         "StagePlan": STAGE_PLAN,
