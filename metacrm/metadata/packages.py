@@ -1,5 +1,6 @@
-"""Metadata packages: export entities, and the roles, pipelines, approval processes and record
-actions built on them, as one JSON document; import them elsewhere.
+"""Metadata packages: export entities, and the roles, pipelines, approval processes, record
+actions, automations, assignment rules, list views and form layouts built on them, as one JSON
+document; import them elsewhere.
 
 Import of entities creates missing ones and changes existing ones through the designer, in
 dependency order; entities that look each other up are created first without their lookups.
@@ -17,6 +18,7 @@ from sqlalchemy import Connection
 from metacrm.metadata import store
 from metacrm.metadata.actions import ACTION
 from metacrm.metadata.approvals import APPROVAL_PROCESS
+from metacrm.metadata.automations import AUTOMATION
 from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
 from metacrm.metadata.pipelines import PIPELINE
 from metacrm.metadata.roles import ROLE
@@ -32,12 +34,14 @@ DOCUMENT_KINDS = {
     "pipelines": PIPELINE,
     "approval_processes": APPROVAL_PROCESS,
     "actions": ACTION,
+    "automations": AUTOMATION,
 }
 
 
 def export_package(conn: Connection, names: list[str] | None = None) -> dict[str, Any]:
-    """Every entity (or the named ones) with the pipelines, approval processes and actions on
-    them; roles span entities, so they come with a whole export only."""
+    """Every entity (or the named ones) with the documents on them (pipelines, approval
+    processes, actions, automations …); roles span entities, so they come with a whole export
+    only."""
     documents = {d.name: d for d in store.load_all(conn, store.ENTITY)}
     missing = sorted(set(names or []) - set(documents))
     if missing:

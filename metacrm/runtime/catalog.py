@@ -17,6 +17,7 @@ from sqlalchemy import Connection, MetaData, Table
 from metacrm.metadata import store
 from metacrm.metadata.actions import ACTION, ActionDef
 from metacrm.metadata.approvals import APPROVAL_PROCESS, ApprovalProcessDef
+from metacrm.metadata.automations import AUTOMATION, AutomationDef
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import PIPELINE, PipelineDef
 from metacrm.metadata.roles import ROLE, RoleDef
@@ -85,6 +86,7 @@ class Catalog:
 # the kinds the catalog keeps in `documents`. A new kind of metadata is a row here.
 DOCUMENT_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
     ACTION: ActionDef.from_doc,
+    AUTOMATION: AutomationDef.from_doc,
 }
 
 

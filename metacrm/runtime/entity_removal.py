@@ -3,8 +3,8 @@ runtime's rows about its records that a purge takes with its table.
 
 A blocker is a `FieldError` whose `field` is a JSON Pointer into the metadata as the API lists
 it: `/entities/{name}/…`, `/pipelines/{name}/…`, `/approval-processes/{name}/…`,
-`/roles/{name}/…`, `/webhooks/{id}/…`, `/actions/{entity}.{name}/…` — every one is listed, so
-the admin knows what to change.
+`/roles/{name}/…`, `/webhooks/{id}/…`, `/actions/{entity}.{name}/…`, `/automations/{name}/…` —
+every one is listed, so the admin knows what to change.
 """
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ from sqlalchemy import Connection, Table, delete, select
 from metacrm.metadata.actions import ACTION, validate_action
 from metacrm.metadata.actions import References as ActionReferences
 from metacrm.metadata.approvals import References, validate_approval_process
+from metacrm.metadata.automations import (
+    AUTOMATION,
+    CREATE_RECORD,
+    UPDATE_RELATED,
+    AutomationChecks,
+    validate_automation,
+)
 from metacrm.metadata.entities import DesignResult, EntityDesigner
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import validate_pipeline
@@ -107,6 +114,7 @@ def blockers(catalog: Catalog, name: str, hooks: Sequence[Subscription]) -> list
         *_process_expressions(catalog, name, reads),
         *_webhook_expressions(catalog, hooks, name, reads),
         *_action_references(catalog, name, reads),
+        *_automation_references(catalog, name, reads),
     ]
 
 
@@ -293,4 +301,42 @@ def _action_references(catalog: Catalog, name: str, reads: ExpressionChecker) ->
                     )
                 )
         found += _under(at, validate_action(dict(action.doc), refs))
+
+
+def _automation_references(
+    catalog: Catalog, name: str, reads: ExpressionChecker
+) -> list[FieldError]:
+    """Automations on the entity, steps that update or create its records, and expressions of
+    automations on other entities that read it through a lookup."""
+    found = []
+    checks = AutomationChecks(catalog.entities, reads)
+    for automation in sorted(catalog.of_kind(AUTOMATION).values(), key=lambda a: a.name):
+        at = pointer("automations", automation.name)
+        if automation.entity == name:
+            found.append(
+                FieldError(
+                    f"{at}/entity", "automation", f"automation {automation.name} runs on {name}"
+                )
+            )
+            continue
+        entity = catalog.find(automation.entity)
+        for i, step in enumerate(automation.steps):
+            lookup = entity.field(step.get("lookup", "")) if entity is not None else None
+            if step["type"] == UPDATE_RELATED and lookup is not None and lookup.target == name:
+                found.append(
+                    FieldError(
+                        f"{at}/steps/{i}/lookup",
+                        "automation_step",
+                        f"automation {automation.name} updates {name} records",
+                    )
+                )
+            elif step["type"] == CREATE_RECORD and step.get("entity") == name:
+                found.append(
+                    FieldError(
+                        f"{at}/steps/{i}/entity",
+                        "automation_step",
+                        f"automation {automation.name} creates {name} records",
+                    )
+                )
+        found += _under(at, validate_automation(dict(automation.doc), checks))
     return found

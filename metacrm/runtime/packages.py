@@ -1,6 +1,6 @@
-"""Importing a whole metadata package: entities first, then the roles, pipelines, approval
-processes and record actions built on them, each through its own designer, all in the caller's
-transaction.
+"""Importing a whole metadata package: entities first, then the documents built on them (roles,
+pipelines, approval processes, actions, automations …), each through its own designer, all in
+the caller's transaction.
 
 It lives in the runtime because a pipeline's change may move records between stages.
 """
@@ -18,6 +18,7 @@ from metacrm.metadata.packages import DOCUMENT_KINDS, import_package
 from metacrm.metadata.roles import RoleDesigner
 from metacrm.platform.errors import FieldError, Unprocessable
 from metacrm.runtime.actions import action_designer
+from metacrm.runtime.automations import automation_designer
 from metacrm.runtime.catalog import build_catalog
 from metacrm.runtime.context import Records
 from metacrm.runtime.pipelines.design import PipelineDesigner
@@ -42,6 +43,9 @@ _DESIGNERS: dict[str, DesignerFactory] = {
         expression_checker(records.ctx.catalog),
     ),
     "actions": lambda records: action_designer(records.ctx),
+    "automations": lambda records: automation_designer(
+        records.ctx.conn, records.ctx.user.id, records.ctx.catalog
+    ),
 }
 
 

@@ -15,8 +15,9 @@ from metacrm.platform.clock import utcnow
 from metacrm.platform.db import make_engine
 from metacrm.platform.settings import Settings
 from metacrm.platform.tasks import TaskQueue
-from metacrm.runtime import event_dispatch, jobs, notification_email, webhooks
+from metacrm.runtime import automation_jobs, event_dispatch, jobs, notification_email, webhooks
 from metacrm.runtime.approvals import ApprovalHook
+from metacrm.runtime.automations import AutomationHook
 from metacrm.runtime.pipelines import StageMoves
 from metacrm.runtime.registry import RuntimeRegistry
 from metacrm.runtime.services import Services
@@ -26,14 +27,18 @@ from metacrm.runtime.webhooks import DeliveryPolicy
 def build_registry(*, delivery: DeliveryPolicy | None = None) -> RuntimeRegistry:
     """Every built-in hook, consumer and task; `delivery` sets how webhooks are retried."""
     registry = RuntimeRegistry()
-    # Write hooks run in this order: the lock before a change; pipeline gates before a write;
-    # after it, stage history and actions, then auto-submitted approvals (which see the stage).
+    # Write hooks run in this order: the lock before a change; before a write, automations'
+    # set_fields, then pipeline gates (which judge a stage an automation set like one sent);
+    # after it, automations' related writes, stage history and actions, then auto-submitted
+    # approvals (which see the stage).
+    registry.write_hook(AutomationHook())
     registry.write_hook(StageMoves())
     registry.write_hook(ApprovalHook())
     event_dispatch.register(registry)
     webhooks.register(registry, delivery)
     notification_email.register(registry)
     jobs.register(registry)
+    automation_jobs.register(registry)
     return registry
 
 

@@ -260,6 +260,12 @@ BRANCHES: dict[str, list[Callable[[int], st.SearchStrategy[str]]]] = {
     "ts": [
         lambda d: call("datetime", expr("date", d)),
         lambda d: call("add_days", expr("ts", d), st.one_of(SMALL, st.just("m"))),
+        # Hours that stay in years 1 to 9999 and hours that leave them (null on every backend).
+        lambda d: call(
+            "add_hours",
+            temporal(d),
+            st.one_of(SMALL, st.just("n"), st.sampled_from(["-17000000", "87000000"])),
+        ),
         same_kind("ts"),
     ],
     "list": [same_kind("list")],

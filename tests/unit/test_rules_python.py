@@ -211,6 +211,15 @@ VALUES = [
     ("add_days('0001-01-01', -1)", None),
     ("add_days(close_date, 9223372036854775807)", None),
     ("add_days(close_date, null)", None),
+    ("add_hours(closed_at, 5)", datetime(2024, 1, 15, 15, 30, tzinfo=UTC)),
+    ("add_hours(close_date, -1)", datetime(2024, 1, 14, 23, 0, tzinfo=UTC)),
+    ("add_hours('2024-02-29T23:59:59.5Z', 1)", datetime(2024, 3, 1, 0, 59, 59, 500000, tzinfo=UTC)),
+    ("add_hours('9999-12-31T23:00:00Z', 1)", None),
+    ("add_hours('0001-01-01T00:30:00Z', -1)", None),
+    ("add_hours(closed_at, 9223372036854775807)", None),
+    ("add_hours(closed_at, -9223372036854775807)", None),
+    ("add_hours(closed_at, null)", None),
+    ("add_hours(null, 3)", None),
 ]
 
 

@@ -411,6 +411,37 @@ CASES = [
     ('add_days(closed_at, -1) < "2024-01-01"', ["o4", "o7"]),
     ('add_days(close_date, probability) > "2024-03-01"', ["o1", "o2", "o5", "o6"]),
     ('add_days("9999-12-31", probability) is null', ["o1", "o2", "o3", "o5", "o6", "o7"]),
+    # Found while adding add_hours: with no value to bound it, PostgreSQL overflowed the count.
+    (
+        "add_days(closed_at, 9223372036854775807) is null",
+        ["o1", "o2", "o3", "o4", "o5", "o6", "o7"],
+    ),
+    (
+        "add_days(close_date, -9223372036854775807) is null",
+        ["o1", "o2", "o3", "o4", "o5", "o6", "o7"],
+    ),
+    # add_hours: a date is its first instant; outside the years 1 to 9999 it is null
+    ('add_hours(closed_at, 1) == "2024-03-01T00:59:59Z"', ["o5"]),
+    ('add_hours(close_date, 24) == "2024-03-02T00:00:00Z"', ["o2"]),
+    ("add_hours(closed_at, probability) > closed_at", ["o1", "o2", "o5", "o6", "o7"]),
+    (
+        'add_hours("9999-12-31T23:00:00Z", probability) is null',
+        ["o1", "o2", "o3", "o5", "o6", "o7"],
+    ),
+    (
+        'add_hours("0001-01-01T00:30:00Z", -probability) is null',
+        ["o1", "o2", "o3", "o5", "o6", "o7"],
+    ),
+    ('add_hours(closed_at, -17000000) < "0100-01-01"', ["o1", "o2", "o4", "o5", "o6", "o7"]),
+    ("add_hours(closed_at, 87000000) is null", ["o1", "o2", "o3", "o4", "o5", "o6", "o7"]),
+    (
+        "add_hours(closed_at, 9223372036854775807) is null",
+        ["o1", "o2", "o3", "o4", "o5", "o6", "o7"],
+    ),
+    (
+        "add_hours(closed_at, -9223372036854775807) is null",
+        ["o1", "o2", "o3", "o4", "o5", "o6", "o7"],
+    ),
     ("round(amount, -1) == 5001", ["o1"]),
 ]
 

@@ -23,6 +23,7 @@ from metacrm.platform.tasks import InProcessQueue
 from metacrm.runtime.api import (
     actions,
     approvals,
+    automations,
     directory,
     meta,
     notifications,
@@ -76,6 +77,7 @@ ROUTES: list[RouteRow] = [
     ("GET", f"{V1}/me/delegations", approvals.my_delegations),
     ("POST", f"{V1}/me/delegations", approvals.delegate),
     ("DELETE", f"{V1}/me/delegations/{{id}}", approvals.end_delegation),
+    *automations.AUTOMATIONS.routes(V1),
     ("GET", f"{V1}/users", directory.list_all_users),
     ("POST", f"{V1}/users", directory.create_one_user),
     ("GET", f"{V1}/users/{{id}}", directory.get_one_user),

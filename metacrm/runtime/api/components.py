@@ -28,6 +28,7 @@ METADATA_DOCUMENTS = {
     "pipeline": "Pipeline",
     "approval_process": "ApprovalProcess",
     "action": "Action",
+    "automation": "Automation",
 }
 
 STRING = {"type": "string"}
@@ -299,6 +300,26 @@ ACTION_INPUT = _object(
 )
 ACTION_CREATED = _object({"entity": NAME, "id": ID}, ("entity", "id"))
 ACTION_APPROVAL = _object({"id": ID, "process": NAME}, ("id", "process"))
+AUTOMATION_SUMMARY = _object(
+    {
+        "name": NAME,
+        "label": ref("Label"),
+        "entity": NAME,
+        "on": {
+            "type": ["array", "null"],
+            "items": {"enum": ["create", "update"]},
+            "description": "When a triggered automation runs; null for a scheduled one",
+        },
+        "every_minutes": {
+            "type": ["integer", "null"],
+            "description": "How often a scheduled automation runs; null for a triggered one",
+        },
+        "active": BOOLEAN,
+        "steps": INTEGER,
+        "version": INTEGER,
+    },
+    ("name", "label", "entity", "on", "every_minutes", "active", "steps", "version"),
+)
 
 STAGE = _object(
     {
@@ -804,6 +825,7 @@ def components() -> dict[str, Schema]:
         "ActionInput": ACTION_INPUT,
         "ActionCreated": ACTION_CREATED,
         "ActionApproval": ACTION_APPROVAL,
+        "AutomationSummary": AUTOMATION_SUMMARY,
         "Timeline": TIMELINE,
         "TimelineStage": STAGE,
         "StagePlan": STAGE_PLAN,

@@ -18,6 +18,7 @@ from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.api.operation import Body, Param, Reply, operation, page, ref
 from metacrm.runtime.api.params import parse_bool
+from metacrm.runtime.automations import broken_automations
 from metacrm.runtime.pipelines.design import binding_errors
 from metacrm.runtime.rule_checks import expression_checker
 
@@ -39,11 +40,16 @@ def _designer(work: Work) -> EntityDesigner:
 
 def _changed(work: Work, change: Callable[[EntityDesigner], DesignResult]) -> DesignResult:
     """An entity change made through the API, refused if it would break a pipeline bound to
-    the entity (a stage's option removed, the field retyped or deleted)."""
+    the entity (a stage's option removed, the field retyped or deleted) or an automation (a
+    field it sets or reads gone or retyped)."""
     result = change(_designer(work))
     errors = binding_errors(work.catalog, result.entity)
     if errors:
         raise Unprocessable("the change would break a stage pipeline", errors=errors)
+    if result.applied:
+        errors = broken_automations(work.conn, work.catalog)
+        if errors:
+            raise Unprocessable("the change would break an automation", errors=errors)
     return result
 
 

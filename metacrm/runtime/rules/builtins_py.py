@@ -5,7 +5,7 @@ coalesce, if and changed (NULL_TOLERANT); results stay within every backend's li
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation, Overflow
 from typing import Any
 
@@ -205,6 +205,16 @@ def _fn_add_days(node: ast.Call, compile_arg: Compile) -> Eval:
     return _strict(node, compile_arg, add_days)
 
 
+def _fn_add_hours(node: ast.Call, compile_arg: Compile) -> Eval:
+    def add_hours(value: date, hours: int) -> datetime | None:
+        try:
+            return normal_datetime(value) + timedelta(hours=hours)
+        except OverflowError:
+            return None  # beyond the years 1 to 9999, as on the databases
+
+    return _strict(node, compile_arg, add_hours)
+
+
 def _fn_changed(node: ast.Call, compile_arg: Compile) -> Eval:
     (arg,) = node.args
     assert isinstance(arg, ast.FieldRef)
@@ -243,6 +253,7 @@ FUNCTIONS: dict[str, Callable[[ast.Call, Compile], Eval]] = {
     "datetime": _fn_datetime,
     "days_between": _fn_days_between,
     "add_days": _fn_add_days,
+    "add_hours": _fn_add_hours,
     "changed": _fn_changed,
 }
 # Functions that do something other than give null when an argument is the null literal.

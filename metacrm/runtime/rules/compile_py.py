@@ -13,8 +13,8 @@ Choices where the databases leave room, shared with compile_sql:
   null becoming a value (or the reverse) counting as a change. Without old values it is false.
 - `old.a.b` through a lookup is known only while `a` is unchanged (then it is `a.b` now).
 - Results outside what every backend can hold are errors here (RuleEvaluationError): integers
-  beyond 64 bits and text longer than MAX_TEXT_LENGTH. Dates that add_days() moves outside the
-  years 1 to 9999 are null, on every backend.
+  beyond 64 bits and text longer than MAX_TEXT_LENGTH. Dates that add_days() or add_hours()
+  move outside the years 1 to 9999 are null, on every backend.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ from metacrm.runtime.rules.parse import parse
 from metacrm.runtime.rules.sql_dialect import (
     AddDaysToDate,
     AddDaysToDatetime,
+    AddHours,
     DateOf,
     DateStart,
     DayOf,
@@ -466,6 +467,11 @@ class SqlCompiler:
         shift = AddDaysToDatetime if node.vtype == DATETIME else AddDaysToDate
         return shift(value, days)
 
+    def _fn_add_hours(self, node: ast.Call) -> ColumnElement[Any]:
+        value, hours = node.args
+        start = self._sql(value)
+        return AddHours(start if value.vtype == DATETIME else DateStart(start), self._sql(hours))
+
 
 def _json_encodings(value: str) -> list[str]:
     """How a list item may be stored inside the JSON array text (ASCII-escaped or not)."""
@@ -506,6 +512,7 @@ _FUNCTIONS: dict[str, Callable[[SqlCompiler, ast.Call], ColumnElement[Any]]] = {
     "datetime": SqlCompiler._fn_datetime,
     "days_between": SqlCompiler._fn_days_between,
     "add_days": SqlCompiler._fn_add_days,
+    "add_hours": SqlCompiler._fn_add_hours,
 }
 # Functions that do something other than give null when an argument is the null literal.
 _NULL_TOLERANT = frozenset({"concat", "coalesce", "if"})

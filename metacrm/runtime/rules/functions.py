@@ -77,6 +77,8 @@ FUNCTIONS: dict[str, Signature] = {
     "datetime": Signature((TEMPORAL,), DATETIME),
     "days_between": Signature((TEMPORAL, TEMPORAL), INTEGER),
     "add_days": Signature((TEMPORAL, INTEGERS), SAME_AS_FIRST),
+    # A date counts as its first instant (UTC); the result is always a datetime.
+    "add_hours": Signature((TEMPORAL, INTEGERS), DATETIME),
 }
 
 # Functions that look at the change being made; only rules that see a change may call them.

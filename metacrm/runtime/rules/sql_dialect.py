@@ -14,7 +14,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 # round() keeps between 0 and this many decimal places, SQLite's own limits.
 MAX_ROUND_PLACES = 30
-# The dates both databases and Python share; add_days() outside them gives null.
+# The dates both databases and Python share; add_days() or add_hours() outside them give null.
 FIRST_DATE, LAST_DATE = "0001-01-01", "9999-12-31"
 
 
@@ -277,7 +277,8 @@ def _add_days_pg(element: AddDays, compiler: SQLCompiler, **kw: Any) -> str:
     else:
         day, result_day = "mc_v", "mc_r"
     # The count is clamped to just past either end of the years 1 to 9999, so the sum never
-    # leaves what PostgreSQL holds (GREATEST/LEAST skip nulls, hence the explicit null test).
+    # leaves what PostgreSQL holds (GREATEST/LEAST skip nulls, hence the explicit null tests:
+    # without a value there are no bounds, and an unclamped count overflows).
     count = (
         f"CAST(LEAST(GREATEST(mc_n, DATE '{FIRST_DATE}' - {day} - 1), "
         f"DATE '{LAST_DATE}' - {day} + 1) AS INTEGER)"
@@ -289,7 +290,8 @@ def _add_days_pg(element: AddDays, compiler: SQLCompiler, **kw: Any) -> str:
         moved = f"mc_v + {count}"
     return (
         f"(SELECT CASE WHEN {result_day} BETWEEN DATE '{FIRST_DATE}' AND DATE '{LAST_DATE}' "
-        f"THEN mc_r END FROM (SELECT CASE WHEN mc_n IS NOT NULL THEN {moved} END AS mc_r "
+        f"THEN mc_r END FROM (SELECT CASE WHEN mc_n IS NOT NULL AND mc_v IS NOT NULL "
+        f"THEN {moved} END AS mc_r "
         f"FROM (SELECT {value} AS mc_v, {days} AS mc_n) AS mc_a) AS mc_b)"
     )
 
@@ -297,3 +299,50 @@ def _add_days_pg(element: AddDays, compiler: SQLCompiler, **kw: Any) -> str:
 for _shift_kind in (AddDaysToDate, AddDaysToDatetime):
     compiles(_shift_kind)(_add_days)
     compiles(_shift_kind, "postgresql")(_add_days_pg)
+
+
+class AddHours(FunctionElement[Any]):
+    """A datetime moved by whole hours; null when it would leave years 1 to 9999."""
+
+    type = DateTime(timezone=True)
+    name = "mc_add_hours"
+    inherit_cache = True
+
+
+# Far enough to leave the years 1 to 9999 from any datetime in them, near enough for SQLite's
+# date arithmetic to stay exact (about 10,000 years of hours).
+_HOURS_BOUND = 10_000 * 366 * 24
+
+
+@compiles(AddHours)
+def _add_hours(element: AddHours, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's datetime() gives whole seconds: the fraction is carried over from the text. Past
+    # year 9999 it gives null; before year 1 a year the lower bound refuses.
+    value, hours = _args(element, compiler, **kw)
+    count = f"max(min(mc_n, {_HOURS_BOUND}), -{_HOURS_BOUND})"
+    shifted = f"datetime(substr(mc_v, 1, 19), printf('%+d hours', {count}))"
+    return (
+        f"(SELECT CASE WHEN mc_d >= '{FIRST_DATE}' THEN mc_d || substr(mc_v, 20) END FROM "
+        f"(SELECT mc_v, CASE WHEN mc_n IS NOT NULL THEN {shifted} END AS mc_d FROM "
+        f"(SELECT {value} AS mc_v, {hours} AS mc_n)))"
+    )
+
+
+@compiles(AddHours, "postgresql")
+def _add_hours_pg(element: AddHours, compiler: SQLCompiler, **kw: Any) -> str:
+    value, hours = _args(element, compiler, **kw)
+    day = "CAST(mc_v AT TIME ZONE 'UTC' AS DATE)"
+    # Clamped to a day or two past either end of the years 1 to 9999 (as add_days is), so the
+    # sum never leaves what PostgreSQL holds and a count beyond them still gives null. Without
+    # a value there are no bounds (LEAST/GREATEST skip nulls): nothing is added then.
+    count = (
+        f"LEAST(GREATEST(CAST(mc_n AS BIGINT), (DATE '{FIRST_DATE}' - {day}) * 24 - 24), "
+        f"(DATE '{LAST_DATE}' - {day}) * 24 + 48)"
+    )
+    moved = f"mc_v + CAST({count} AS DOUBLE PRECISION) * INTERVAL '1 hour'"
+    return (
+        "(SELECT CASE WHEN CAST(mc_r AT TIME ZONE 'UTC' AS DATE) "
+        f"BETWEEN DATE '{FIRST_DATE}' AND DATE '{LAST_DATE}' THEN mc_r END FROM "
+        f"(SELECT CASE WHEN mc_n IS NOT NULL AND mc_v IS NOT NULL THEN {moved} END AS mc_r "
+        f"FROM (SELECT {value} AS mc_v, {hours} AS mc_n) AS mc_a) AS mc_b)"
+    )
