@@ -343,6 +343,8 @@ installed_plugins = Table(
     Column("package", JSON, nullable=False),
     Column("installed_at", DateTime(timezone=True), nullable=False),
     Column("upgraded_at", DateTime(timezone=True), nullable=True),
+)
+
 # When each scheduled automation last ran (claimed in the transaction that runs it, so two
 # schedulers never run it twice for one period).
 automation_runs = Table(

@@ -301,6 +301,7 @@ def _action_references(catalog: Catalog, name: str, reads: ExpressionChecker) ->
                     )
                 )
         found += _under(at, validate_action(dict(action.doc), refs))
+    return found
 
 
 def _automation_references(
