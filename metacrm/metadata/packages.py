@@ -16,7 +16,10 @@ from sqlalchemy import Connection
 
 from metacrm.metadata import store
 from metacrm.metadata.approvals import APPROVAL_PROCESS
+from metacrm.metadata.assignment_rules import ASSIGNMENT_RULE
 from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
+from metacrm.metadata.form_layouts import FORM_LAYOUT
+from metacrm.metadata.list_views import LIST_VIEW
 from metacrm.metadata.pipelines import PIPELINE
 from metacrm.metadata.roles import ROLE
 from metacrm.platform.errors import FieldError, NotFound, Unprocessable
@@ -30,6 +33,9 @@ DOCUMENT_KINDS = {
     "roles": ROLE,
     "pipelines": PIPELINE,
     "approval_processes": APPROVAL_PROCESS,
+    "assignment_rules": ASSIGNMENT_RULE,
+    "list_views": LIST_VIEW,
+    "form_layouts": FORM_LAYOUT,
 }
 
 

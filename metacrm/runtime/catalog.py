@@ -16,6 +16,9 @@ from sqlalchemy import Connection, MetaData, Table
 
 from metacrm.metadata import store
 from metacrm.metadata.approvals import APPROVAL_PROCESS, ApprovalProcessDef
+from metacrm.metadata.assignment_rules import ASSIGNMENT_RULE, AssignmentRuleDef
+from metacrm.metadata.form_layouts import FORM_LAYOUT, FormLayoutDef
+from metacrm.metadata.list_views import LIST_VIEW, ListViewDef
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import PIPELINE, PipelineDef
 from metacrm.metadata.roles import ROLE, RoleDef
@@ -82,7 +85,11 @@ class Catalog:
 
 # Kind → how a stored document becomes its typed definition (`from_doc(document, version)`), for
 # the kinds the catalog keeps in `documents`. A new kind of metadata is a row here.
-DOCUMENT_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {}
+DOCUMENT_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
+    ASSIGNMENT_RULE: AssignmentRuleDef.from_doc,
+    LIST_VIEW: ListViewDef.from_doc,
+    FORM_LAYOUT: FormLayoutDef.from_doc,
+}
 
 
 def build_catalog(conn: Connection, stamp: int) -> Catalog:

@@ -3,12 +3,13 @@ runtime's rows about its records that a purge takes with its table.
 
 A blocker is a `FieldError` whose `field` is a JSON Pointer into the metadata as the API lists
 it: `/entities/{name}/…`, `/pipelines/{name}/…`, `/approval-processes/{name}/…`,
-`/roles/{name}/…`, `/webhooks/{id}/…` — every one is listed, so the admin knows what to change.
+`/roles/{name}/…`, `/webhooks/{id}/…`, `/assignment-rules/{name}/…`, `/list-views/{name}/…`,
+`/form-layouts/{name}/…` — every one is listed, so the admin knows what to change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, select
 
 from metacrm.metadata.approvals import References, validate_approval_process
+from metacrm.metadata.assignment_rules import ASSIGNMENT_RULE, validate_assignment_rule
 from metacrm.metadata.entities import DesignResult, EntityDesigner
+from metacrm.metadata.form_layouts import FORM_LAYOUT, FormLayoutDef, validate_form_layout
+from metacrm.metadata.list_views import LIST_VIEW, validate_list_view
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import validate_pipeline
 from metacrm.metadata.validate import ExpressionChecker, ExpressionSite, expression_sites, pointer
@@ -25,6 +29,7 @@ from metacrm.platform.systables import (
     approvals,
     autonumbers,
     notifications,
+    personal_views,
     record_history,
     record_shares,
     stage_history,
@@ -48,6 +53,7 @@ RECORD_ROWS: tuple[Table, ...] = (
     stage_plans,
     approvals,
     notifications,
+    personal_views,
 )
 
 
@@ -103,6 +109,7 @@ def blockers(catalog: Catalog, name: str, hooks: Sequence[Subscription]) -> list
         *_pipeline_references(catalog, name, reads),
         *_process_expressions(catalog, name, reads),
         *_webhook_expressions(catalog, hooks, name, reads),
+        *_views_and_layouts_on(catalog, name, reads),
     ]
 
 
@@ -262,4 +269,54 @@ def _webhook_expressions(
             continue
         site = ExpressionSite("/condition", hook.condition, "boolean", needs_sql=True)
         found += _under(pointer("webhooks", hook.id), reads(entity.doc, site))
+    return found
+
+
+def _views_and_layouts_on(
+    catalog: Catalog, name: str, reads: ExpressionChecker
+) -> list[FieldError]:
+    """Assignment rules, list views and form layouts on the entity; layouts of other entities
+    listing its records; and their rules that read it through a lookup."""
+    refs = References(catalog.entities, catalog.roles.keys(), lambda _user: True, reads)
+    # Kind → where the API lists it, what it is called, its expressions as reads-through finds.
+    kinds: dict[str, tuple[str, str, Callable[[dict[str, Any]], list[FieldError]]]] = {
+        ASSIGNMENT_RULE: (
+            "assignment-rules",
+            "assignment rule",
+            lambda doc: validate_assignment_rule(doc, refs, {}),
+        ),
+        LIST_VIEW: (
+            "list-views",
+            "list view",
+            lambda doc: validate_list_view(doc, catalog.entities, {}, reads),
+        ),
+        FORM_LAYOUT: (
+            "form-layouts",
+            "form layout",
+            lambda doc: validate_form_layout(doc, catalog.entities, {}, reads),
+        ),
+    }
+    found = []
+    for kind, (collection, noun, _) in kinds.items():
+        found += [
+            FieldError(pointer(collection, d.name, "entity"), kind, f"{noun} {d.name} is on {name}")
+            for d in catalog.of_kind_for(kind, name)
+        ]
+    layouts: dict[str, FormLayoutDef] = catalog.of_kind(FORM_LAYOUT)
+    for layout in sorted(layouts.values(), key=lambda item: item.name):
+        for i, related in enumerate(layout.related_lists):
+            if layout.entity != name and related.entity == name:
+                found.append(
+                    FieldError(
+                        pointer("form-layouts", layout.name, "related_lists", i, "entity"),
+                        "related_list",
+                        f"form layout {layout.name} lists {name} records",
+                    )
+                )
+    for kind, (collection, _, validate) in kinds.items():
+        documents = catalog.of_kind(kind)
+        for doc_name in sorted(documents):
+            document = documents[doc_name]
+            if document.entity != name:
+                found += _under(pointer(collection, doc_name), validate(dict(document.doc)))
     return found

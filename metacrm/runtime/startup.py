@@ -17,6 +17,7 @@ from metacrm.platform.settings import Settings
 from metacrm.platform.tasks import TaskQueue
 from metacrm.runtime import event_dispatch, jobs, notification_email, webhooks
 from metacrm.runtime.approvals import ApprovalHook
+from metacrm.runtime.assignment import AssignmentHook
 from metacrm.runtime.pipelines import StageMoves
 from metacrm.runtime.registry import RuntimeRegistry
 from metacrm.runtime.services import Services
@@ -28,6 +29,8 @@ def build_registry(*, delivery: DeliveryPolicy | None = None) -> RuntimeRegistry
     registry = RuntimeRegistry()
     # Write hooks run in this order: the lock before a change; pipeline gates before a write;
     # after it, stage history and actions, then auto-submitted approvals (which see the stage).
+    # Assignment rules go first: gates, stage actions and approvals see the record's assignee.
+    registry.write_hook(AssignmentHook())
     registry.write_hook(StageMoves())
     registry.write_hook(ApprovalHook())
     event_dispatch.register(registry)
