@@ -1,5 +1,6 @@
-"""Metadata packages: export entities, and the roles, pipelines and approval processes built on
-them, as one JSON document; import them elsewhere.
+"""Metadata packages: export entities, and the documents built on them (roles, pipelines,
+approval processes, assignment rules, shared list views, form layouts), as one JSON document;
+import them elsewhere.
 
 Import of entities creates missing ones and changes existing ones through the designer, in
 dependency order; entities that look each other up are created first without their lookups.
@@ -40,8 +41,8 @@ DOCUMENT_KINDS = {
 
 
 def export_package(conn: Connection, names: list[str] | None = None) -> dict[str, Any]:
-    """Every entity (or the named ones) with the pipelines and approval processes on them; roles
-    span entities, so they come with a whole export only."""
+    """Every entity (or the named ones) with the documents on them; roles span entities, so
+    they come with a whole export only."""
     documents = {d.name: d for d in store.load_all(conn, store.ENTITY)}
     missing = sorted(set(names or []) - set(documents))
     if missing:

@@ -1,5 +1,6 @@
-"""Importing a whole metadata package: entities first, then the roles, pipelines and approval
-processes built on them, each through its own designer, all in the caller's transaction.
+"""Importing a whole metadata package: entities first, then the documents built on them (roles,
+pipelines, approval processes, assignment rules, list views, form layouts), each through its own
+designer, all in the caller's transaction.
 
 It lives in the runtime because a pipeline's change may move records between stages.
 """

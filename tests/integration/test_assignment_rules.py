@@ -170,6 +170,8 @@ def test_the_assignment_is_in_the_history_and_the_event_of_the_create(desk: Desk
     payload = payload if isinstance(payload, dict) else json.loads(payload)
     assert payload["record"]["owner"] == desk.users["ann"]
     assert payload["changes"]["owner"] == [None, desk.users["ann"]]
+    inbox = desk.api.get(f"{V1}/notifications", headers=desk.auth("ann")).json()["data"]
+    assert [(n["kind"], n["record_id"]) for n in inbox] == [("record.assigned", record_id)]
 
 
 def test_inactive_users_are_skipped_and_a_queue_with_nobody_left_falls_through(
