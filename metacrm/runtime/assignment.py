@@ -24,10 +24,11 @@ from metacrm.metadata.assignment_rules import (
     Queue,
 )
 from metacrm.metadata.model import EntityDef
+from metacrm.platform.errors import MetacrmError
 from metacrm.platform.systables import assignment_turns, user_roles, users
 from metacrm.platform.users import ADMIN_ROLE
 from metacrm.runtime.context import Draft, NoHook, Records, RequestContext
-from metacrm.runtime.rules import compile_filter, holds
+from metacrm.runtime.rules import Env, compile_filter, holds
 
 
 class AssignmentHook(NoHook):
@@ -85,12 +86,22 @@ def pick(
     rules = ctx.rules()
     env = rules.env(entity, record, old)
     for queue in rule.queues:
-        if queue.condition and not holds(rules.condition(entity, queue.condition), env):
+        if queue.condition and not _holds(ctx, entity, queue.condition, env):
             continue
         candidates = active_members(ctx.conn, queue)
         if candidates:
             return _take_turn(ctx, entity, rule, queue, candidates)
     return None
+
+
+def _holds(ctx: RequestContext, entity: EntityDef, condition: str, env: Env) -> bool:
+    rules = ctx.rules()
+    try:
+        return holds(rules.condition(entity, condition), env)
+    except MetacrmError:
+        # The entity changed under the rule since it was saved (a field it reads is gone): the
+        # rule no longer selects anything, rather than refusing every write of the entity.
+        return False
 
 
 def active_members(conn: Connection, queue: Queue) -> list[str]:
@@ -192,15 +203,19 @@ def open_counts(
         .group_by(column)
     )
     if open_condition:
-        _, compiler = compile_filter(
-            open_condition,
-            entity,
-            table,
-            catalog.table,
-            catalog.find,
-            ctx.user_values(),
-            ctx.now,
-        )
+        try:
+            _, compiler = compile_filter(
+                open_condition,
+                entity,
+                table,
+                catalog.table,
+                catalog.find,
+                ctx.user_values(),
+                ctx.now,
+            )
+        except MetacrmError:
+            # A field it read is gone: every record counts, and assignment goes on.
+            return open_counts(ctx, entity, field, None, candidates)
         stmt = compiler.apply(stmt)
     return {user: count for user, count in ctx.conn.execute(stmt)}
 

@@ -206,6 +206,22 @@ def test_an_owner_the_client_sends_is_kept_and_takes_no_turn(desk: Desk) -> None
     assert desk.owners(1, **urgent) == ["bob"]
 
 
+def test_a_rule_reading_a_deleted_field_no_longer_holds_and_writes_go_on(desk: Desk) -> None:
+    agents = [desk.users["bob"]]
+    desk.rule(
+        tickets_rule(
+            desk,
+            rules=[
+                {"condition": 'type == "incident"', "users": [desk.users["ann"]]},
+                {"users": agents, "method": "least_loaded", "open_condition": "type is null"},
+            ],
+        )
+    )
+    assert desk.owners(1, type="incident") == ["ann"]
+    assert desk.api.delete(f"{V1}/meta/entities/ticket/fields/type").status_code == 200
+    assert desk.owners(2) == ["bob", "bob"]
+
+
 def test_an_inactive_rule_assigns_nothing(desk: Desk) -> None:
     desk.rule(tickets_rule(desk, active=False))
     assert desk.owners(2, priority="P2") == ["desk", "desk"]
