@@ -18,8 +18,11 @@ from sqlalchemy import Connection
 from metacrm.metadata import store
 from metacrm.metadata.actions import ACTION
 from metacrm.metadata.approvals import APPROVAL_PROCESS
+from metacrm.metadata.assignment_rules import ASSIGNMENT_RULE
 from metacrm.metadata.automations import AUTOMATION
 from metacrm.metadata.entities import DesignResult, EntityDesigner, public_document
+from metacrm.metadata.form_layouts import FORM_LAYOUT
+from metacrm.metadata.list_views import LIST_VIEW
 from metacrm.metadata.pipelines import PIPELINE
 from metacrm.metadata.roles import ROLE
 from metacrm.platform.errors import FieldError, NotFound, Unprocessable
@@ -35,13 +38,16 @@ DOCUMENT_KINDS = {
     "approval_processes": APPROVAL_PROCESS,
     "actions": ACTION,
     "automations": AUTOMATION,
+    "assignment_rules": ASSIGNMENT_RULE,
+    "list_views": LIST_VIEW,
+    "form_layouts": FORM_LAYOUT,
 }
 
 
 def export_package(conn: Connection, names: list[str] | None = None) -> dict[str, Any]:
     """Every entity (or the named ones) with the documents on them (pipelines, approval
-    processes, actions, automations …); roles span entities, so they come with a whole export
-    only."""
+    processes, actions, automations, assignment rules, views, layouts); roles span entities,
+    so they come with a whole export only."""
     documents = {d.name: d for d in store.load_all(conn, store.ENTITY)}
     missing = sorted(set(names or []) - set(documents))
     if missing:

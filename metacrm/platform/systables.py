@@ -353,3 +353,32 @@ automation_runs = Table(
     Column("name", NAME, primary_key=True),
     Column("last_run_at", DateTime(timezone=True), nullable=False),
 )
+
+# The turn of each assignment queue (a rule of an assignment rule document, or its fallback):
+# whom it gave a record to last and where they stood in the queue. Its row is locked while a
+# write picks the next user, so two writes at once never take the same turn.
+assignment_turns = Table(
+    "mc_assignment_turns",
+    system_metadata,
+    Column("rule", NAME, primary_key=True),
+    Column("queue", String(16), primary_key=True),
+    Column("last_user_id", ID, nullable=True),
+    Column("position", Integer, nullable=False),
+    Column("assigned", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+)
+
+# A user's own list views of an entity (the views admins share are metadata documents).
+personal_views = Table(
+    "mc_personal_views",
+    system_metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False),
+    Column("entity", NAME, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("is_default", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_mc_personal_views_user", "user_id", "entity"),
+)

@@ -17,7 +17,10 @@ from sqlalchemy import Connection, MetaData, Table
 from metacrm.metadata import store
 from metacrm.metadata.actions import ACTION, ActionDef
 from metacrm.metadata.approvals import APPROVAL_PROCESS, ApprovalProcessDef
+from metacrm.metadata.assignment_rules import ASSIGNMENT_RULE, AssignmentRuleDef
 from metacrm.metadata.automations import AUTOMATION, AutomationDef
+from metacrm.metadata.form_layouts import FORM_LAYOUT, FormLayoutDef
+from metacrm.metadata.list_views import LIST_VIEW, ListViewDef
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import PIPELINE, PipelineDef
 from metacrm.metadata.roles import ROLE, RoleDef
@@ -87,6 +90,9 @@ class Catalog:
 DOCUMENT_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
     ACTION: ActionDef.from_doc,
     AUTOMATION: AutomationDef.from_doc,
+    ASSIGNMENT_RULE: AssignmentRuleDef.from_doc,
+    LIST_VIEW: ListViewDef.from_doc,
+    FORM_LAYOUT: FormLayoutDef.from_doc,
 }
 
 

@@ -10,7 +10,7 @@ nothing but `runtime/records.py` needs to import the record service.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -166,6 +166,16 @@ class Records(Protocol):
 ActionHook = Callable[[Records, EntityDef, str, Mapping[str, Any]], Mapping[str, Any] | None]
 
 
+class Draft(dict[str, Any]):
+    """The record a create is about to write, as `before_write` hooks see it, knowing which of
+    its fields the client sent: the others are defaults, computed values or, for `owner`, the
+    creator. An assignment rule keeps what the client chose and fills the rest."""
+
+    def __init__(self, values: Mapping[str, Any], sent: Iterable[str]) -> None:
+        super().__init__(values)
+        self.sent = frozenset(sent)
+
+
 class WriteHook(Protocol):
     """What runs around every record write besides the write itself (the approval lock, stage
     pipelines, auto-submitted approvals), called by the record service at fixed points so no
@@ -181,8 +191,8 @@ class WriteHook(Protocol):
         before: Mapping[str, Any] | None,
         after: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """Before a create (`before` None) or an update is written: raise to refuse it;
-        returns values the write must also set."""
+        """Before a create (`before` None, `after` a `Draft`) or an update is written: raise
+        to refuse it; returns values the write must also set (on a create, `owner` too)."""
         ...
 
     def after_write(

@@ -3,13 +3,14 @@ runtime's rows about its records that a purge takes with its table.
 
 A blocker is a `FieldError` whose `field` is a JSON Pointer into the metadata as the API lists
 it: `/entities/{name}/…`, `/pipelines/{name}/…`, `/approval-processes/{name}/…`,
-`/roles/{name}/…`, `/webhooks/{id}/…`, `/actions/{entity}.{name}/…`, `/automations/{name}/…` —
-every one is listed, so the admin knows what to change.
+`/roles/{name}/…`, `/webhooks/{id}/…`, `/actions/{entity}.{name}/…`, `/automations/{name}/…`,
+`/assignment-rules/{name}/…`, `/list-views/{name}/…`, `/form-layouts/{name}/…` — every one is
+listed, so the admin knows what to change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, Table, delete, select
 from metacrm.metadata.actions import ACTION, validate_action
 from metacrm.metadata.actions import References as ActionReferences
 from metacrm.metadata.approvals import References, validate_approval_process
+from metacrm.metadata.assignment_rules import ASSIGNMENT_RULE, validate_assignment_rule
 from metacrm.metadata.automations import (
     AUTOMATION,
     CREATE_RECORD,
@@ -27,6 +29,8 @@ from metacrm.metadata.automations import (
     validate_automation,
 )
 from metacrm.metadata.entities import DesignResult, EntityDesigner
+from metacrm.metadata.form_layouts import FORM_LAYOUT, FormLayoutDef, validate_form_layout
+from metacrm.metadata.list_views import LIST_VIEW, validate_list_view
 from metacrm.metadata.model import EntityDef
 from metacrm.metadata.pipelines import validate_pipeline
 from metacrm.metadata.validate import ExpressionChecker, ExpressionSite, expression_sites, pointer
@@ -35,6 +39,7 @@ from metacrm.platform.systables import (
     approvals,
     autonumbers,
     notifications,
+    personal_views,
     record_history,
     record_shares,
     stage_history,
@@ -58,6 +63,7 @@ RECORD_ROWS: tuple[Table, ...] = (
     stage_plans,
     approvals,
     notifications,
+    personal_views,
 )
 
 
@@ -115,6 +121,7 @@ def blockers(catalog: Catalog, name: str, hooks: Sequence[Subscription]) -> list
         *_webhook_expressions(catalog, hooks, name, reads),
         *_action_references(catalog, name, reads),
         *_automation_references(catalog, name, reads),
+        *_views_and_layouts_on(catalog, name, reads),
     ]
 
 
@@ -340,4 +347,54 @@ def _automation_references(
                     )
                 )
         found += _under(at, validate_automation(dict(automation.doc), checks))
+    return found
+
+
+def _views_and_layouts_on(
+    catalog: Catalog, name: str, reads: ExpressionChecker
+) -> list[FieldError]:
+    """Assignment rules, list views and form layouts on the entity; layouts of other entities
+    listing its records; and their rules that read it through a lookup."""
+    refs = References(catalog.entities, catalog.roles.keys(), lambda _user: True, reads)
+    # Kind → where the API lists it, what it is called, its expressions as reads-through finds.
+    kinds: dict[str, tuple[str, str, Callable[[dict[str, Any]], list[FieldError]]]] = {
+        ASSIGNMENT_RULE: (
+            "assignment-rules",
+            "assignment rule",
+            lambda doc: validate_assignment_rule(doc, refs, {}),
+        ),
+        LIST_VIEW: (
+            "list-views",
+            "list view",
+            lambda doc: validate_list_view(doc, catalog.entities, {}, reads),
+        ),
+        FORM_LAYOUT: (
+            "form-layouts",
+            "form layout",
+            lambda doc: validate_form_layout(doc, catalog.entities, {}, reads),
+        ),
+    }
+    found = []
+    for kind, (collection, noun, _) in kinds.items():
+        found += [
+            FieldError(pointer(collection, d.name, "entity"), kind, f"{noun} {d.name} is on {name}")
+            for d in catalog.of_kind_for(kind, name)
+        ]
+    layouts: dict[str, FormLayoutDef] = catalog.of_kind(FORM_LAYOUT)
+    for layout in sorted(layouts.values(), key=lambda item: item.name):
+        for i, related in enumerate(layout.related_lists):
+            if layout.entity != name and related.entity == name:
+                found.append(
+                    FieldError(
+                        pointer("form-layouts", layout.name, "related_lists", i, "entity"),
+                        "related_list",
+                        f"form layout {layout.name} lists {name} records",
+                    )
+                )
+    for kind, (collection, _, validate) in kinds.items():
+        documents = catalog.of_kind(kind)
+        for doc_name in sorted(documents):
+            document = documents[doc_name]
+            if document.entity != name:
+                found += _under(pointer(collection, doc_name), validate(dict(document.doc)))
     return found

@@ -1,6 +1,6 @@
 """Importing a whole metadata package: entities first, then the documents built on them (roles,
-pipelines, approval processes, actions, automations …), each through its own designer, all in
-the caller's transaction.
+pipelines, approval processes, actions, automations, assignment rules, list views, form
+layouts), each through its own designer, all in the caller's transaction.
 
 It lives in the runtime because a pipeline's change may move records between stages.
 """
@@ -12,8 +12,11 @@ from typing import Any
 
 from metacrm.metadata import store
 from metacrm.metadata.approvals import ApprovalProcessDesigner
+from metacrm.metadata.assignment_rules import ASSIGNMENT_RULE, AssignmentRuleDesigner
 from metacrm.metadata.documents import DocumentDesigner
 from metacrm.metadata.entities import EntityDesigner
+from metacrm.metadata.form_layouts import FORM_LAYOUT, FormLayoutDesigner
+from metacrm.metadata.list_views import LIST_VIEW, ListViewDesigner
 from metacrm.metadata.packages import DOCUMENT_KINDS, import_package
 from metacrm.metadata.roles import RoleDesigner
 from metacrm.platform.errors import FieldError, Unprocessable
@@ -45,6 +48,28 @@ _DESIGNERS: dict[str, DesignerFactory] = {
     "actions": lambda records: action_designer(records.ctx),
     "automations": lambda records: automation_designer(
         records.ctx.conn, records.ctx.user.id, records.ctx.catalog
+    ),
+    "assignment_rules": lambda records: AssignmentRuleDesigner(
+        records.ctx.conn,
+        records.ctx.user.id,
+        records.ctx.catalog.entities,
+        records.ctx.catalog.roles.keys(),
+        records.ctx.catalog.of_kind(ASSIGNMENT_RULE),
+        expression_checker(records.ctx.catalog),
+    ),
+    "list_views": lambda records: ListViewDesigner(
+        records.ctx.conn,
+        records.ctx.user.id,
+        records.ctx.catalog.entities,
+        records.ctx.catalog.of_kind(LIST_VIEW),
+        expression_checker(records.ctx.catalog),
+    ),
+    "form_layouts": lambda records: FormLayoutDesigner(
+        records.ctx.conn,
+        records.ctx.user.id,
+        records.ctx.catalog.entities,
+        records.ctx.catalog.of_kind(FORM_LAYOUT),
+        expression_checker(records.ctx.catalog),
     ),
 }
 

@@ -40,7 +40,7 @@ from metacrm.platform.users import User
 from metacrm.runtime import listing
 from metacrm.runtime.autonumber import next_autonumber
 from metacrm.runtime.catalog import Catalog
-from metacrm.runtime.context import RequestContext
+from metacrm.runtime.context import Draft, RequestContext
 from metacrm.runtime.events import publish
 from metacrm.runtime.listing import ListQuery, check_names
 from metacrm.runtime.output import records_json
@@ -329,13 +329,21 @@ class RecordService:
             if f.type == "autonumber":
                 values[f.name] = next_autonumber(ctx.conn, entity.name, f, ctx.now)
         system["owner"] = values.pop("owner", None) or ctx.user.id
+        sent = frozenset(data)
         for hook in self._hooks:
-            values.update(hook.before_write(self, entity, None, {**system, **values}))
+            values.update(hook.before_write(self, entity, None, Draft({**system, **values}, sent)))
+        assigned = values.pop("owner", None)
         row = {**system, **{k: to_storage(entity.field_map[k], v) for k, v in values.items()}}
         self._write(entity, lambda: ctx.conn.execute(table.insert().values(row)))
         # The scope is checked on the record as written (its owner, its values): one SQL
         # condition decides, the same that filters reads.
         self.require_on(entity, "create", record_id, "create")
+        if assigned is not None and assigned != system["owner"]:
+            # A hook gave the record to someone (an assignment rule): the caller's scope was
+            # checked on the record as they made it; the assignment acts for the process.
+            give = update(table).where(table.c.id == record_id).values(owner=assigned)
+            ctx.conn.execute(give)
+            system["owner"] = assigned
         changes = {k: [None, to_json(v)] for k, v in values.items() if v is not None}
         changes["owner"] = [None, system["owner"]]
         self.record_history(entity, record_id, 1, "create", changes)

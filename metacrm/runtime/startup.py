@@ -17,6 +17,7 @@ from metacrm.platform.settings import Settings
 from metacrm.platform.tasks import TaskQueue
 from metacrm.runtime import automation_jobs, event_dispatch, jobs, notification_email, webhooks
 from metacrm.runtime.approvals import ApprovalHook
+from metacrm.runtime.assignment import AssignmentHook
 from metacrm.runtime.automations import AutomationHook
 from metacrm.runtime.pipelines import StageMoves
 from metacrm.runtime.registry import RuntimeRegistry
@@ -27,10 +28,12 @@ from metacrm.runtime.webhooks import DeliveryPolicy
 def build_registry(*, delivery: DeliveryPolicy | None = None) -> RuntimeRegistry:
     """Every built-in hook, consumer and task; `delivery` sets how webhooks are retried."""
     registry = RuntimeRegistry()
-    # Write hooks run in this order: the lock before a change; before a write, automations'
-    # set_fields, then pipeline gates (which judge a stage an automation set like one sent);
-    # after it, automations' related writes, stage history and actions, then auto-submitted
-    # approvals (which see the stage).
+    # Write hooks run in this order: the lock before a change; before a write, assignment rules
+    # (so that automations, gates, stage actions and approvals see the record's assignee), then
+    # automations' set_fields, then pipeline gates (which judge a stage an automation set like
+    # one sent); after it, automations' related writes, stage history and actions, then
+    # auto-submitted approvals (which see the stage).
+    registry.write_hook(AssignmentHook())
     registry.write_hook(AutomationHook())
     registry.write_hook(StageMoves())
     registry.write_hook(ApprovalHook())

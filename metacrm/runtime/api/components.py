@@ -1,9 +1,10 @@
 """The named schemas of the OpenAPI document (components/schemas): every JSON body the API reads
 or writes, except the per-entity record schemas, which come from the metadata (openapi.py).
 
-Metadata documents (entity, field, role, pipeline, approval process, record action) are described
-by the same JSON Schemas that validate them (metacrm/metadata/schemas), their `$defs` lifted into
-named components so that every `$ref` resolves inside the document. Response objects are open (more
+Metadata documents (entity, field, role, pipeline, approval process, record action, automation,
+assignment rule, list view, form layout) are described by the same JSON Schemas that validate them
+(metacrm/metadata/schemas), their `$defs` lifted into named components so that every `$ref`
+resolves inside the document. Response objects are open (more
 properties may come in later versions); request bodies are closed where the API refuses
 unknown properties.
 """
@@ -29,6 +30,10 @@ METADATA_DOCUMENTS = {
     "approval_process": "ApprovalProcess",
     "action": "Action",
     "automation": "Automation",
+    "assignment_rule": "AssignmentRule",
+    "list_view": "ListView",
+    "personal_list_view": "PersonalListView",
+    "form_layout": "FormLayout",
 }
 
 STRING = {"type": "string"}
@@ -95,8 +100,13 @@ def _lift(document: Schema, title: str) -> dict[str, Schema]:
                 elif target.endswith(".schema.json"):
                     out["$ref"] = f"#/components/schemas/{METADATA_DOCUMENTS[target[:-12]]}"
                 elif ".schema.json#/$defs/" in target:
-                    # A definition of another document (label.schema.json#/$defs/long).
+                    # A definition of another document (label.schema.json#/$defs/long); one
+                    # that only names a kind of value is written out here, as in its own.
                     stem, _, name = target.partition(".schema.json#/$defs/")
+                    foreign = _schema_file(stem)["$defs"][name]
+                    if _scalar(foreign):
+                        rest = {k: v for k, v in out.items() if k != "$ref"}
+                        return {**copy.deepcopy(foreign), **rest}
                     other = METADATA_DOCUMENTS[stem]
                     out["$ref"] = f"#/components/schemas/{other}{_camel(name)}"
             return out
@@ -112,12 +122,17 @@ def _lift(document: Schema, title: str) -> dict[str, Schema]:
 
 
 @cache
-def _metadata_components() -> dict[str, Schema]:
+def _schema_file(stem: str) -> Schema:
     folder = resources.files("metacrm.metadata") / "schemas"
+    found: Schema = json.loads((folder / f"{stem}.schema.json").read_text("utf-8"))
+    return found
+
+
+@cache
+def _metadata_components() -> dict[str, Schema]:
     found: dict[str, Schema] = {}
     for stem, title in METADATA_DOCUMENTS.items():
-        document = json.loads((folder / f"{stem}.schema.json").read_text("utf-8"))
-        found.update(_lift(document, title))
+        found.update(_lift(copy.deepcopy(_schema_file(stem)), title))
     return found
 
 
@@ -319,6 +334,97 @@ AUTOMATION_SUMMARY = _object(
         "version": INTEGER,
     },
     ("name", "label", "entity", "on", "every_minutes", "active", "steps", "version"),
+)
+ASSIGNMENT_RULE_SUMMARY = _object(
+    {
+        "name": NAME,
+        "label": ref("Label"),
+        "entity": NAME,
+        "field": NAME,
+        "active": BOOLEAN,
+        "rules": INTEGER,
+        "version": INTEGER,
+    },
+    ("name", "label", "entity", "field", "active", "rules", "version"),
+)
+LIST_VIEW_SUMMARY = _object(
+    {
+        "name": NAME,
+        "label": ref("Label"),
+        "entity": NAME,
+        "columns": {"type": "array", "items": STRING},
+        "default": BOOLEAN,
+        "version": INTEGER,
+    },
+    ("name", "label", "entity", "columns", "default", "version"),
+)
+FORM_LAYOUT_SUMMARY = _object(
+    {
+        "name": NAME,
+        "label": ref("Label"),
+        "entity": NAME,
+        "default": BOOLEAN,
+        "sections": INTEGER,
+        "version": INTEGER,
+    },
+    ("name", "label", "entity", "default", "sections", "version"),
+)
+# A list view as its user may use it (GET /list-views, and a user's own view).
+LIST_VIEW_IN_USE = _object(
+    {
+        "name": {**NAME, "description": "A shared view's name"},
+        "id": {**ID, "description": "A personal view's id"},
+        "shared": BOOLEAN,
+        "owner": {**NULLABLE_ID, "description": "Whose view it is (null: shared)"},
+        "label": ref("Label"),
+        "description": STRING,
+        "entity": NAME,
+        "columns": {
+            "type": "array",
+            "items": STRING,
+            "description": "The view's columns the user may see, in order",
+        },
+        "filter": STRING,
+        "sort": STRING,
+        "page_size": INTEGER,
+        "quick_filters": {"type": "array", "items": STRING},
+        "default": {**BOOLEAN, "description": "Marked as the default (of its owner, or shared)"},
+        "applies_by_default": {**BOOLEAN, "description": "The view a list opens with"},
+        "available": BOOLEAN,
+        "reason": {**STRING, "description": "Why the user can't use it"},
+        "query": _object(
+            {
+                "fields": STRING,
+                "expand": STRING,
+                "filter": STRING,
+                "sort": STRING,
+                "limit": INTEGER,
+            },
+            description="The records list parameters that show the view",
+        ),
+        "version": INTEGER,
+        "created_at": MOMENT,
+        "updated_at": MOMENT,
+    },
+    ("shared", "owner", "label", "entity", "columns", "default", "available", "query", "version"),
+)
+FORM_LAYOUT_IN_USE = _object(
+    {
+        "name": NAME,
+        "label": ref("Label"),
+        "entity": NAME,
+        "derived": {**BOOLEAN, "description": "Derived from the fields: no layout is designed"},
+        "default": BOOLEAN,
+        "sections": {"type": "array", "items": ref("FormLayoutSection")},
+        "related_lists": {"type": "array", "items": ref("FormLayoutRelatedList")},
+        "unplaced": {
+            "type": "array",
+            "items": STRING,
+            "description": "Fields the user sees that the layout doesn't place",
+        },
+        "version": {**INTEGER, "description": "The layout's version (0: derived)"},
+    },
+    ("name", "label", "entity", "derived", "sections", "related_lists", "unplaced", "version"),
 )
 
 STAGE = _object(
@@ -826,6 +932,11 @@ def components() -> dict[str, Schema]:
         "ActionCreated": ACTION_CREATED,
         "ActionApproval": ACTION_APPROVAL,
         "AutomationSummary": AUTOMATION_SUMMARY,
+        "AssignmentRuleSummary": ASSIGNMENT_RULE_SUMMARY,
+        "ListViewSummary": LIST_VIEW_SUMMARY,
+        "FormLayoutSummary": FORM_LAYOUT_SUMMARY,
+        "ListViewInUse": LIST_VIEW_IN_USE,
+        "FormLayoutInUse": FORM_LAYOUT_IN_USE,
         "Timeline": TIMELINE,
         "TimelineStage": STAGE,
         "StagePlan": STAGE_PLAN,

@@ -90,6 +90,11 @@ TAGS = [
     ("pipelines", "Ordered stages bound to a picklist field (admins)"),
     ("approval_processes", "Who must approve which records, in which steps (admins)"),
     ("actions", "Record actions: named operations on records, their input and steps (admins)"),
+    ("assignment_rules", "Who new records go to: queues of users, in turn or least loaded "
+     "(admins)"),
+    ("list_views", "Saved lists of records: shared ones (admins design them) and each user's "
+     "own"),
+    ("form_layouts", "How record pages and forms lay out an entity's fields (admins)"),
     ("users", "Users, the org tree, the caller and their permissions"),
     ("webhooks", "Signed event deliveries to other systems (admins)"),
     ("notifications", "The caller's inbox"),
