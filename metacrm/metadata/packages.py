@@ -11,6 +11,7 @@ a pipeline's change may move records.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -25,6 +26,7 @@ from metacrm.metadata.form_layouts import FORM_LAYOUT
 from metacrm.metadata.list_views import LIST_VIEW
 from metacrm.metadata.pipelines import PIPELINE
 from metacrm.metadata.roles import ROLE
+from metacrm.metadata.validate import CONDITION_OPTIONS
 from metacrm.platform.errors import FieldError, NotFound, Unprocessable
 
 FORMAT = "metacrm.package"
@@ -76,19 +78,36 @@ def import_package(designer: EntityDesigner, package: Any) -> list[DesignResult]
     existing = {d.name for d in store.load_all(designer.conn, store.ENTITY)}
     results: list[DesignResult] = []
     new = [doc for doc in entities if doc["name"] not in existing]
-    # First pass: create new entities without lookups, so lookups between them can resolve.
+    # New entities are built up in passes, so that everything they name exists when they are
+    # checked: first without lookups (lookups between them can then resolve), then with their
+    # lookups but without what may read through one (validation rules, formulas), then whole.
     for doc in new:
-        bare = copy.deepcopy(doc)
-        bare["fields"] = [f for f in doc.get("fields", []) if f.get("type") != "lookup"]
-        if bare.get("title_field") not in {f["name"] for f in bare["fields"]}:
-            bare.pop("title_field", None)
-        bare.pop("validation_rules", None)
+        bare = _without(doc, lambda f: f.get("type") not in ("lookup", "formula"))
         results.append(designer.create(bare))
+    for doc in new:
+        linked = _without(doc, lambda f: f.get("type") != "formula")
+        if linked != _without(doc, lambda f: f.get("type") not in ("lookup", "formula")):
+            results.append(designer.replace(doc["name"], linked, action="import"))
     for doc in entities:
         current = designer.current(doc["name"])
         if public_document(current.doc) != doc:
             results.append(designer.replace(doc["name"], doc, action="import"))
     return results
+
+
+def _without(doc: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The entity with only the fields `keep` keeps, and none of the expressions that may name
+    a field of another entity (validation and sharing rules, computed defaults, conditions)."""
+    part = copy.deepcopy(doc)
+    part["fields"] = [f for f in part.get("fields", []) if keep(f)]
+    for field in part["fields"]:
+        for option in ("default_expr", *CONDITION_OPTIONS):
+            field.pop(option, None)
+    if part.get("title_field") not in {f["name"] for f in part["fields"]}:
+        part.pop("title_field", None)
+    part.pop("validation_rules", None)
+    part.pop("sharing_rules", None)
+    return part
 
 
 def _entities(package: Any) -> list[dict[str, Any]]:

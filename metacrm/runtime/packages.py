@@ -25,7 +25,7 @@ from metacrm.runtime.automations import automation_designer
 from metacrm.runtime.catalog import build_catalog
 from metacrm.runtime.context import Records
 from metacrm.runtime.pipelines.design import PipelineDesigner
-from metacrm.runtime.rule_checks import expression_checker
+from metacrm.runtime.rule_checks import StoredEntities, expression_checker
 
 # Each designer works on the metadata as imported so far (`records` carries that snapshot).
 DesignerFactory = Callable[[Records], DocumentDesigner[Any]]
@@ -78,8 +78,9 @@ def apply_package(records: Records, package: Any) -> list[str]:
     """Create what is missing and change what differs, as `records`' user; returns one line
     per change."""
     conn, author = records.ctx.conn, records.ctx.user.id
-    catalog = build_catalog(conn, -1)
-    entities = EntityDesigner(conn, author=author, check_expression=expression_checker(catalog))
+    entities = EntityDesigner(
+        conn, author=author, check_expression=expression_checker(StoredEntities(conn))
+    )
     changes = [
         f"{result.entity.name}: {op.describe()}"
         for result in import_package(entities, package)

@@ -166,3 +166,63 @@ def test_a_package_whose_documents_are_not_a_list_is_refused(api: Api) -> None:
     with pytest.raises(Unprocessable) as refused, api.services.writing() as conn:
         apply_package(admin_records(api, conn), package)
     assert refused.value.errors[0].field == "/pipelines"
+
+
+def test_a_rule_may_read_through_a_lookup_to_an_entity_the_same_package_creates(
+    api: Api,
+) -> None:
+    """Entities are created one after the other: a validation rule on the first reads a field
+    of the second through a lookup, and that field is itself a lookup added in the second
+    pass. The import checks it against the entities as they stand, not as they stood."""
+    company = {
+        "name": "company",
+        "label": {"en": "Company"},
+        "fields": [{"name": "name", "type": "text"}],
+    }
+    person = {
+        "name": "person",
+        "label": {"en": "Person"},
+        "fields": [
+            {"name": "name", "type": "text"},
+            {"name": "company", "type": "lookup", "target": "company"},
+        ],
+    }
+    deal = {
+        "name": "deal",
+        "label": {"en": "Deal"},
+        "fields": [
+            {"name": "company", "type": "lookup", "target": "company"},
+            {"name": "contact", "type": "lookup", "target": "person"},
+        ],
+        "validation_rules": [
+            {
+                "name": "contact_of_company",
+                "condition": "contact is null or contact.company == company",
+                "message": {"en": "The contact must work for the company"},
+                "field": "contact",
+            }
+        ],
+    }
+    package = {
+        "format": "metacrm.package",
+        "format_version": 1,
+        "entities": [deal, company, person],
+    }
+    with api.services.writing() as conn:
+        apply_package(admin_records(api, conn), package)
+    acme = api.post(f"{V1}/records/company", {"name": "Acme"}).json()
+    other_co = api.post(f"{V1}/records/company", {"name": "Other"}).json()
+    ann = api.post(f"{V1}/records/person", {"name": "Ann", "company": acme["id"]}).json()
+    ok = api.post(f"{V1}/records/deal", {"company": acme["id"], "contact": ann["id"]})
+    assert ok.status_code == 201, ok.text
+    wrong = api.post(f"{V1}/records/deal", {"company": other_co["id"], "contact": ann["id"]})
+    assert wrong.status_code == 422
+    assert [e["field"] for e in wrong.json()["errors"]] == ["contact"]
+
+    # A rule reading a field the package doesn't give the target is still refused.
+    broken = copy.deepcopy(package)
+    broken["entities"][0]["validation_rules"][0]["condition"] = "contact.nickname == null"
+    broken["entities"][0]["name"] = "deal2"
+    with pytest.raises(Unprocessable) as refused, api.services.writing() as conn:
+        apply_package(admin_records(api, conn), broken)
+    assert any("nickname" in e.message for e in refused.value.errors)
