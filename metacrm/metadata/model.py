@@ -91,6 +91,11 @@ class FieldDef:
         return self.doc.get("target")
 
     @property
+    def inherits_sharing(self) -> bool:
+        """A lookup whose target's shares reach this record too (one level: see permissions)."""
+        return self.type == "lookup" and self.doc.get("inherit_sharing") is True
+
+    @property
     def pattern(self) -> str | None:
         return self.doc.get("pattern")
 

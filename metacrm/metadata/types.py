@@ -40,7 +40,8 @@ FIELD_TYPES: dict[str, FieldType] = {
         FieldType("datetime", "datetime", _NUM_OPTS),
         FieldType("picklist", "text", frozenset({"options"})),
         FieldType("multipicklist", "list", frozenset({"options"})),
-        FieldType("lookup", "text", frozenset({"target"})),
+        # inherit_sharing: a share of the looked-up record reaches this one (permissions.py).
+        FieldType("lookup", "text", frozenset({"target", "inherit_sharing"})),
         FieldType("user", "text"),
         FieldType("autonumber", "text", frozenset({"pattern"}), searchable=True),
         FieldType("formula", "computed", frozenset({"expression", "result_type"}), stored=False),

@@ -238,8 +238,12 @@ def _field_errors(
         )
         return errors
     for option in sorted(set(doc) - COMMON_FIELD_OPTIONS - field_type.options):
+        takers = [t.name for t in FIELD_TYPES.values() if option in t.options]
+        only = f" (only {', '.join(takers)} fields do)" if takers else ""
         errors.append(
-            FieldError(f"{where}/{option}", "not_allowed", f"{type_name} fields take no {option!r}")
+            FieldError(
+                f"{where}/{option}", "not_allowed", f"{type_name} fields take no {option!r}{only}"
+            )
         )
     field = FieldDef.from_doc(doc)
     if type_name in ("picklist", "multipicklist"):

@@ -4,8 +4,9 @@ action, and what each field shows.
 For an entity and an action, a record is allowed when any role granting the action selects it —
 its data scope (own, subordinates, org unit, org unit tree, all) widened and narrowed by the
 role's record rules — or, for reading and editing, when it is shared with the caller (directly,
-with one of their roles or org units, or by a sharing rule of the entity). The whole condition is
-SQL, ANDed into the query; nothing is filtered in Python.
+with one of their roles or org units, or by a sharing rule of the entity), or when a lookup marked
+`inherit_sharing` names a record shared with them. The whole condition is SQL, ANDed into the
+query; nothing is filtered in Python.
 
 Field permissions follow the roles that grant a record: a field shows the most of what any of
 them allows. When the caller's roles disagree about fields, each row carries one flag per role
@@ -302,6 +303,7 @@ class Permissions:
             clauses.append(compiler.table.c.id.in_(shared))
         elif ids:
             clauses.append(compiler.table.c.id.in_(ids))
+        clauses.extend(self._inherited(entity, access, compiler))
         for rule in entity.doc.get("sharing_rules") or ():
             if rule["access"] in access and self._shared_with_me(rule["share_with"]):
                 clauses.append(
@@ -309,6 +311,27 @@ class Permissions:
                         entity, RecordRule(rule["name"], rule["condition"], "widen"), compiler
                     )
                 )
+        return clauses
+
+    def _inherited(
+        self, entity: EntityDef, access: Sequence[str], compiler: SqlCompiler
+    ) -> list[ColumnElement[bool]]:
+        """Records whose `inherit_sharing` lookup names a record shared with the caller: one
+        subquery per such lookup on the shares (indexed by entity, then record or principal),
+        matched against the lookup column's own index. Only the parent's own shares count (one
+        level), so the condition never walks a chain of lookups."""
+        table = compiler.table
+        clauses: list[ColumnElement[bool]] = []
+        for lookup in entity.fields:
+            if not lookup.inherits_sharing or not lookup.target or lookup.name not in table.c:
+                continue
+            parents = (
+                select(record_shares.c.record_id)
+                .where(record_shares.c.entity == lookup.target)
+                .where(record_shares.c.access.in_(access))
+                .where(or_(*self._share_principals()))
+            )
+            clauses.append(table.c[lookup.name].in_(parents))
         return clauses
 
     def _share_principals(self) -> list[ColumnElement[bool]]:

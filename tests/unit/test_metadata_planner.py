@@ -132,6 +132,15 @@ def test_label_and_help_changes_plan_nothing() -> None:
     assert plan.operations == []
 
 
+@pytest.mark.parametrize(("before", "after"), [(False, True), (True, False)])
+def test_turning_inherit_sharing_on_or_off_plans_nothing(before: bool, after: bool) -> None:
+    lookup = {"name": "account", "type": "lookup", "target": "account"}
+    plan = change({**lookup, "inherit_sharing": before}, {**lookup, "inherit_sharing": after})
+    assert plan.operations == []
+    assert plan.errors == []
+    assert plan.entity.field("account").inherits_sharing is after  # type: ignore[union-attr]
+
+
 # --- adding fields ---------------------------------------------------------------------------
 
 

@@ -186,6 +186,17 @@ def test_unknown_type_is_reported_with_the_known_types() -> None:
         ({"name": "x", "type": "user", "max_length": 3}, "max_length"),
         ({"name": "x", "type": "date", "pattern": "X-{seq:3}"}, "pattern"),
         ({"name": "x", "type": "text", "expression": "1"}, "expression"),
+        ({"name": "x", "type": "text", "inherit_sharing": True}, "inherit_sharing"),
+        ({"name": "x", "type": "user", "inherit_sharing": True}, "inherit_sharing"),
+        (
+            {
+                "name": "x",
+                "type": "picklist",
+                "options": [{"value": "a"}],
+                "inherit_sharing": False,
+            },
+            "inherit_sharing",
+        ),
     ],
 )
 def test_options_not_allowed_for_the_type_are_reported(field: dict[str, Any], option: str) -> None:
@@ -207,6 +218,28 @@ def test_boolean_cannot_be_unique() -> None:
 def test_lookup_to_an_unknown_entity_is_reported_at_target() -> None:
     errors = validate_field({"name": "x", "type": "lookup", "target": "nowhere"}, ("f", 3), KNOWN)
     assert places(errors) == {("/f/3/target", "unknown_entity")}
+
+
+def test_a_lookup_may_inherit_its_targets_shares() -> None:
+    doc = opportunity()
+    doc["fields"][3]["inherit_sharing"] = True
+    assert validate_entity(doc, KNOWN) == []
+
+
+def test_inherit_sharing_on_another_type_says_only_lookups_take_it() -> None:
+    errors = validate_field({"name": "x", "type": "text", "inherit_sharing": True}, ("f", 2), KNOWN)
+    assert [(e.field, e.code, e.message) for e in errors] == [
+        (
+            "/f/2/inherit_sharing",
+            "not_allowed",
+            "text fields take no 'inherit_sharing' (only lookup fields do)",
+        )
+    ]
+
+
+def test_inherit_sharing_must_be_a_boolean() -> None:
+    field = {"name": "x", "type": "lookup", "target": "account", "inherit_sharing": "yes"}
+    assert field_errors(field) == {("/fields/0/inherit_sharing", "type")}
 
 
 def test_lookup_without_target_is_reported() -> None:
