@@ -62,10 +62,10 @@ LEGACY_CREDENTIALS_FILE = Path(".metacrm/admin-credentials.json")
 
 def app_from_env() -> Starlette:
     """The ASGI app for uvicorn (a factory, so each worker process builds its own)."""
-    from metacrm.runtime.api.app import build_app
+    from metacrm.server import build_server
 
     settings = Settings.from_env()
-    return build_app(settings, services=_services(settings))
+    return build_server(settings, services=_services(settings))
 
 
 def _services(settings: Settings, engine: Engine | None = None) -> Services:

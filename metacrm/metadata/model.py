@@ -91,6 +91,11 @@ class FieldDef:
         return self.doc.get("target")
 
     @property
+    def follow_up(self) -> bool:
+        """A date or datetime saying when the record needs attention next."""
+        return self.type in ("date", "datetime") and self.doc.get("follow_up") is True
+
+    @property
     def inherits_sharing(self) -> bool:
         """A lookup whose target's shares reach this record too (one level: see permissions)."""
         return self.type == "lookup" and self.doc.get("inherit_sharing") is True

@@ -36,8 +36,10 @@ FIELD_TYPES: dict[str, FieldType] = {
         FieldType("integer", "integer", _NUM_OPTS),
         FieldType("decimal", "decimal", _NUM_OPTS | {"precision", "scale"}),
         FieldType("boolean", "boolean"),
-        FieldType("date", "date", _NUM_OPTS),
-        FieldType("datetime", "datetime", _NUM_OPTS),
+        # follow_up: the date says when the record needs attention next (the app's home page
+        # lists the user's records past it).
+        FieldType("date", "date", _NUM_OPTS | {"follow_up"}),
+        FieldType("datetime", "datetime", _NUM_OPTS | {"follow_up"}),
         FieldType("picklist", "text", frozenset({"options"})),
         FieldType("multipicklist", "list", frozenset({"options"})),
         # inherit_sharing: a share of the looked-up record reaches this one (permissions.py).

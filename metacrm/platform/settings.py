@@ -31,6 +31,12 @@ class Settings:
     signin_account_attempts: int = 5
     signin_address_attempts: int = 20
     signin_window: int = 900
+    # Browser sessions of the app (/app): closed after this many seconds without a request, and
+    # in any case this many seconds after sign-in. `secure_cookies` marks the session cookie
+    # Secure: set it when the app is served over HTTPS (behind a proxy that terminates TLS).
+    session_idle: int = 12 * 3600
+    session_lifetime: int = 14 * 24 * 3600
+    secure_cookies: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -55,6 +61,9 @@ class Settings:
             signin_account_attempts=_positive(env, "METACRM_SIGNIN_ACCOUNT_ATTEMPTS", 5),
             signin_address_attempts=_positive(env, "METACRM_SIGNIN_ADDRESS_ATTEMPTS", 20),
             signin_window=_positive(env, "METACRM_SIGNIN_WINDOW", 900),
+            session_idle=_positive(env, "METACRM_SESSION_IDLE", 12 * 3600),
+            session_lifetime=_positive(env, "METACRM_SESSION_LIFETIME", 14 * 24 * 3600),
+            secure_cookies=_flag(env, "METACRM_SECURE_COOKIES"),
         )
 
 
@@ -63,3 +72,12 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
     return int(value)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be true or false, not {value!r}")

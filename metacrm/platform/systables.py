@@ -382,3 +382,28 @@ personal_views = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_mc_personal_views_user", "user_id", "entity"),
 )
+
+# Signed-in browsers of the app: only the hash of the cookie's token is kept, with the token
+# every state-changing form of that session must carry (CSRF).
+browser_sessions = Table(
+    "mc_sessions",
+    system_metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", ID, ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("user_agent", String(300), nullable=False, default=""),
+    Column("address", String(64), nullable=False, default=""),
+    Index("ix_mc_sessions_user", "user_id"),
+)
+
+# What each user chose for themselves: the app's language and their time zone (IANA name).
+user_preferences = Table(
+    "mc_user_preferences",
+    system_metadata,
+    Column("user_id", ID, ForeignKey("mc_users.id", ondelete="CASCADE"), primary_key=True),
+    Column("locale", String(16), nullable=True),
+    Column("time_zone", String(64), nullable=True),
+)

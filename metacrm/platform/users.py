@@ -229,7 +229,7 @@ def _load(conn: Connection, where: Any) -> list[User]:
             .order_by(user_roles.c.role)
         ):
             roles.setdefault(user_id, []).append(role)
-    return [_user(r._mapping, roles.get(r.id, ())) for r in rows]
+    return [user_from_row(r._mapping, roles.get(r.id, ())) for r in rows]
 
 
 def create_token(conn: Connection, user: User, name: str = "api") -> str:
@@ -388,10 +388,11 @@ def authenticate(conn: Connection, token: str) -> Session | None:
     if not rows:
         return None
     roles = [r.role for r in rows if r.role is not None]
-    return Session(_user(rows[0]._mapping, roles), rows[0].stamp or 0)
+    return Session(user_from_row(rows[0]._mapping, roles), rows[0].stamp or 0)
 
 
-def _user(m: Any, roles: Iterable[str]) -> User:
+def user_from_row(m: Any, roles: Iterable[str]) -> User:
+    """A user from a row of mc_users (as a mapping) and their roles."""
     return User(
         id=m["id"],
         email=m["email"],
@@ -402,3 +403,27 @@ def _user(m: Any, roles: Iterable[str]) -> User:
         manager=m["manager_id"],
         is_active=bool(m["is_active"]),
     )
+
+
+def user_names(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
+    """The display name (else the email) of each of these users, by id; unknown ids left out."""
+    wanted = sorted({i for i in ids if isinstance(i, str)})
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(
+            select(users.c.id, users.c.name, users.c.email).where(users.c.id.in_(chunk))
+        )
+        found.update({r.id: r.name or r.email for r in rows})
+    return found
+
+
+def active_users(conn: Connection, limit: int = 1000) -> list[tuple[str, str]]:
+    """(id, display name) of active users by name: what a form offers for a user field."""
+    rows = conn.execute(
+        select(users.c.id, users.c.name, users.c.email)
+        .where(users.c.is_active.is_(True))
+        .order_by(users.c.name, users.c.email)
+        .limit(limit)
+    )
+    return [(r.id, r.name or r.email) for r in rows]

@@ -19,11 +19,11 @@ from metacrm.platform.install import install
 from metacrm.platform.settings import Settings
 from metacrm.platform.tasks import TaskQueue
 from metacrm.platform.users import User, create_token, create_user
-from metacrm.runtime.api.app import build_app
 from metacrm.runtime.records import RecordService
 from metacrm.runtime.registry import RuntimeRegistry
 from metacrm.runtime.services import Services
 from metacrm.runtime.startup import build_services
+from metacrm.server import build_server
 
 ADMIN_EMAIL = "admin@example.com"
 
@@ -139,7 +139,7 @@ def start_api(
     services = build_services(
         settings, engine, registry=registry, clock=clock or utcnow, queue=queue
     )
-    app = build_app(settings, services=services)
+    app = build_server(settings, services=services)
     return Api(TestClient(app, raise_server_exceptions=False), services, url, token)
 
 

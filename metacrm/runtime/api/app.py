@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from metacrm.platform.app import create_app, health_route
 from metacrm.platform.db import refresh_statistics
@@ -170,9 +171,14 @@ def _dispatch(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Res
 
 
 def build_app(
-    settings: Settings, engine: Engine | None = None, *, services: Services | None = None
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    services: Services | None = None,
+    mounts: Callable[[Services], tuple[Sequence[BaseRoute], dict[str, Any]]] | None = None,
 ) -> Starlette:
-    """The web app over `services` (built with the built-in registry when not given)."""
+    """The web app over `services` (built with the built-in registry when not given). `mounts`
+    adds the routes and state of what sits above the API (the end users' app, in server.py)."""
     services = services or build_services(settings, engine)
     if not is_installed(services.engine):
         raise MetacrmError("the database is not initialised; run `metacrm init` first")
@@ -185,9 +191,19 @@ def build_app(
     )
     runtime = Runtime(services)
     table = route_table(services.engine, settings)
+    extra_routes: Sequence[BaseRoute] = ()
+    extra_state: dict[str, Any] = {}
+    if mounts is not None:
+        extra_routes, extra_state = mounts(services)
     return create_app(
-        _routes(table),
-        {"runtime": runtime, "templates": templates, "engine": services.engine, "routes": table},
+        [*_routes(table), *extra_routes],
+        {
+            "runtime": runtime,
+            "templates": templates,
+            "engine": services.engine,
+            "routes": table,
+            **extra_state,
+        },
         lifespan=partial(_background, services),
     )
 
