@@ -356,9 +356,13 @@ def test_upgrading_to_a_newer_distribution_merges_its_package_with_the_admins_ed
     dry = cli(v2, tmp_path, "plugins", "upgrade", "acme", "--dry-run")
     assert dry.splitlines()[0] == "upgrade acme 1.0.0 → 1.1.0"
     assert "warranty: add column registered_by" in dry and "dry run" in dry
-    assert "/fields/product/label/en" in dry
+    conflict = (
+        "  entity warranty /fields/product/label/en: kept yours 'Item'; "
+        "the new version has 'Product name' (was 'Product')"
+    )
+    assert conflict in dry.splitlines()
     assert "registered_by" not in cli(v2, tmp_path, "meta", "export", "warranty")
-    cli(v2, tmp_path, "plugins", "upgrade", "acme")
+    assert conflict in cli(v2, tmp_path, "plugins", "upgrade", "acme").splitlines()
     assert "acme\t1.1.0\t1.1.0\tAcme warranties" in cli(v2, tmp_path, "plugins", "list")
     [after] = json.loads(cli(v2, tmp_path, "meta", "export", "warranty"))["entities"]
     assert field(after, "product")["label"]["en"] == "Item"  # the admin's edit won
