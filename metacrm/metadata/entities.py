@@ -6,6 +6,7 @@ Every change to an entity document, from the API, the CLI or a package import, c
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,12 @@ class EntityDesigner:
         *,
         author: str | None,
         check_expression: ExpressionChecker | None = None,
+        validators: Collection[str] | None = None,
     ) -> None:
+        """`validators`: the names of the validators registered in the server, which the
+        hooks of validation rules must name (None: not checked)."""
         self.conn, self.author, self.check_expression = conn, author, check_expression
+        self.validators = validators
 
     def current(self, name: str) -> EntityDef:
         found = store.get(self.conn, store.ENTITY, name)
@@ -64,7 +69,7 @@ class EntityDesigner:
         return {d.name for d in store.load_all(self.conn, store.ENTITY)}
 
     def _validate(self, document: Any, known: set[str]) -> None:
-        errors = validate_entity(document, known, self.check_expression)
+        errors = validate_entity(document, known, self.check_expression, self.validators)
         if errors:
             raise Unprocessable("the entity document is not valid", errors=errors)
 

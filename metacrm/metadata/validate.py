@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import cache
@@ -422,10 +422,13 @@ def validate_entity(
     doc: Any,
     known_entities: Iterable[str],
     check_expression: ExpressionChecker | None = None,
+    validators: Collection[str] | None = None,
 ) -> list[FieldError]:
     """Every problem with an entity document. `known_entities` are the lookup targets that exist
-    besides the entity itself. Schema errors and errors of meaning come together: the checks of
-    meaning skip only the parts the schema finds broken."""
+    besides the entity itself; `validators` the names of the validators registered in the
+    server, which validation rules' hooks must name (None: not known here, not checked). Schema
+    errors and errors of meaning come together: the checks of meaning skip only the parts the
+    schema finds broken."""
     check = schema_check("entity", doc)
     # Each field is checked on its own below, so every field's problems are reported once.
     errors = [e for e in check.errors if not e.field.startswith("/fields/")]
@@ -458,6 +461,7 @@ def validate_entity(
     if check.sound("title_field") and title is not None and title not in seen and title != "id":
         errors.append(FieldError("/title_field", "unknown_field", f"no field named {title!r}"))
     errors.extend(_rule_errors(doc, check, seen))
+    errors.extend(_hook_errors(doc, check, validators))
     if (
         check_expression is not None
         and name
@@ -507,4 +511,43 @@ def _rule_errors(
                         f"/{key}/{i}/field", "unknown_field", f"no field named {rule['field']!r}"
                     )
                 )
+    return errors
+
+
+def _hook_errors(
+    doc: dict[str, Any], check: SchemaCheck, validators: Collection[str] | None
+) -> list[FieldError]:
+    """Validation rules with a hook: it stands instead of a condition, and (when the server's
+    validators are known) names one of them."""
+    errors = []
+    for i, rule in enumerate(_items(doc, "validation_rules")):
+        if (
+            not isinstance(rule, dict)
+            or "hook" not in rule
+            or not check.sound_place("validation_rules", i)
+        ):
+            continue
+        if "condition" in rule:
+            errors.append(
+                FieldError(
+                    f"/validation_rules/{i}/condition",
+                    "exclusive",
+                    "a rule has a condition or a hook, not both: move the condition into the "
+                    "validator, or make it the rule's `when`",
+                )
+            )
+        if (
+            validators is not None
+            and check.sound("validation_rules", i, "hook")
+            and rule["hook"] not in validators
+        ):
+            known = ", ".join(sorted(validators)) or "none"
+            errors.append(
+                FieldError(
+                    f"/validation_rules/{i}/hook",
+                    "unknown_validator",
+                    f"no validator named {rule['hook']!r} is registered in this server "
+                    f"(registered: {known}); is the plugin that provides it installed?",
+                )
+            )
     return errors

@@ -91,6 +91,13 @@ class Locked(MetacrmError):
     status, title, type_slug = 423, "Locked", "locked"
 
 
+class ServiceUnavailable(MetacrmError):
+    """The server lacks something the metadata needs (a validator a removed plugin provided):
+    nothing the client sent is wrong, and the same request succeeds once the server has it."""
+
+    status, title, type_slug = 503, "Service unavailable", "unavailable"
+
+
 class TooManyRequests(MetacrmError):
     """Rate limited: `retry_after` seconds until the next attempt may be made (Retry-After)."""
 

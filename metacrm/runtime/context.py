@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from metacrm.metadata.model import EntityDef
 from metacrm.platform.clock import utcnow
-from metacrm.platform.errors import Unprocessable
+from metacrm.platform.errors import FieldError, Unprocessable
 from metacrm.platform.events import Event
 from metacrm.platform.preconditions import IfMatch
 from metacrm.platform.settings import Settings
@@ -97,6 +97,9 @@ class Extensions(Protocol):
     @property
     def actions(self) -> Mapping[str, ActionHook]: ...
 
+    @property
+    def validators(self) -> Mapping[str, Validator]: ...
+
 
 # An event consumer sees each event inside the publishing transaction. It must leave the
 # transaction usable: whatever may fail, it does in a savepoint.
@@ -164,6 +167,16 @@ class Records(Protocol):
 # record's id and the action's input; returns a JSON object (or None) merged into the action's
 # result. It writes only through the record service it is given.
 ActionHook = Callable[[Records, EntityDef, str, Mapping[str, Any]], Mapping[str, Any] | None]
+
+# A named Python validator of an entity's records (`{"name", "hook": name}` among its
+# validation rules), registered at start-up (by a plugin, say): called on every write the rule
+# applies to with the record service, the entity, the record as the write would save it and
+# the stored record (None on a create). It returns the problems it finds — FieldErrors, or
+# messages the record service puts at the rule's field — or nothing, and writes nothing.
+Validator = Callable[
+    [Records, EntityDef, Mapping[str, Any], Mapping[str, Any] | None],
+    Iterable[FieldError | str] | None,
+]
 
 
 class Draft(dict[str, Any]):

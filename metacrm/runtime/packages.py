@@ -79,7 +79,10 @@ def apply_package(records: Records, package: Any) -> list[str]:
     per change."""
     conn, author = records.ctx.conn, records.ctx.user.id
     entities = EntityDesigner(
-        conn, author=author, check_expression=expression_checker(StoredEntities(conn))
+        conn,
+        author=author,
+        check_expression=expression_checker(StoredEntities(conn)),
+        validators=tuple(records.ctx.host.registry.validators),
     )
     changes = [
         f"{result.entity.name}: {op.describe()}"

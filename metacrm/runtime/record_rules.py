@@ -169,6 +169,8 @@ def rule_errors(
         ):
             errors.append(FieldError(field.name, "required", "is required for this record"))
     for rule in entity.doc.get("validation_rules", []):
+        if "condition" not in rule:
+            continue  # a validator hook's rule (runtime/validators.py)
         if "when" in rule and not holds(
             ctx.condition(entity, rule["when"], sees_change=True), env_after
         ):

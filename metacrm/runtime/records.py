@@ -31,6 +31,7 @@ from metacrm.platform.errors import (
     MetacrmError,
     NotFound,
     PreconditionFailed,
+    ServiceUnavailable,
     Unprocessable,
 )
 from metacrm.platform.ids import is_valid_id, new_id
@@ -49,6 +50,7 @@ from metacrm.runtime.record_rules import WriteContext, apply_default_expressions
 from metacrm.runtime.record_schema import input_validator, writable
 from metacrm.runtime.rules import Scope, SqlCompiler, check, parse
 from metacrm.runtime.rules.operators import BOOLEAN
+from metacrm.runtime.validators import validator_errors
 
 # Ids per `IN (…)` list: well under every database's bound-parameter limit.
 ID_CHUNK = 500
@@ -407,6 +409,8 @@ class RecordService:
                 continue
             try:
                 change = self._change(entity, row, data)
+            except ServiceUnavailable:
+                raise  # the server's lack, not this record's fault: refuse the whole request
             except MetacrmError as error:
                 outcome.refused[record_id] = error.errors or [
                     FieldError("", error.title.lower().replace(" ", "_"), error.detail)
@@ -682,6 +686,7 @@ class RecordService:
         if not errors:
             # Rules see a record whose every value is valid; a rule can't judge garbage.
             errors.extend(rule_errors(context, entity, after, existing, data))
+            errors.extend(validator_errors(self, entity, after, existing))
         errors.extend(self._reference_errors(entity, values))
         if errors:
             raise Unprocessable(f"the {entity.name} is not valid", errors=_dedupe(errors))

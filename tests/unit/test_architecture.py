@@ -256,6 +256,13 @@ def test_only_the_record_service_writes_record_tables() -> None:
     assert strays == [], "record tables written outside the record service"
 
 
+def test_the_third_party_plugin_of_the_tests_writes_only_through_the_record_service() -> None:
+    """What the plugin author's guide (docs/plugins.md) asks of every plugin, kept true of ours."""
+    sources = sorted((ROOT / "tests" / "plugins").rglob("*.py"))
+    assert sources
+    assert [w for path in sources for w in writes_in(path.stem, path)] == []
+
+
 def test_http_handlers_run_no_sql_of_their_own() -> None:
     """The API modules are thin shells over runtime functions: they build no statements."""
     offenders = []

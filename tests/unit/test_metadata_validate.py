@@ -530,6 +530,35 @@ def test_validation_rule_names_must_be_unique_and_fields_known() -> None:
     }
 
 
+def test_a_validation_rule_runs_a_condition_with_a_message_or_a_registered_hook() -> None:
+    doc = opportunity()
+    doc["validation_rules"] = [
+        {"name": "checked", "hook": "acme.serial_checksum", "field": "name", "when": "true"},
+        {"name": "worded", "hook": "acme.serial_checksum", "message": {"en": "Bad serial"}},
+        {"name": "both", "hook": "acme.serial_checksum", "condition": "amount > 0"},
+        {"name": "unknown", "hook": "acme.gone"},
+        {"name": "badly_named", "hook": "Acme Serial"},
+        {"name": "neither", "message": {"en": "m"}},
+        {"name": "no_message", "condition": "amount > 0"},
+    ]
+    registered = ("acme.serial_checksum", "crm.phone")
+    assert places(validate_entity(doc, KNOWN, validators=registered)) == {
+        ("/validation_rules/2/condition", "exclusive"),
+        ("/validation_rules/3/hook", "unknown_validator"),
+        ("/validation_rules/4/hook", "pattern"),
+        ("/validation_rules/5", "required"),
+        ("/validation_rules/6", "required"),
+    }
+    [unknown] = [
+        e for e in validate_entity(doc, KNOWN, validators=registered) if "gone" in e.message
+    ]
+    assert "registered: acme.serial_checksum, crm.phone" in unknown.message
+    # Where the server's validators are not at hand, their names are not judged.
+    assert ("/validation_rules/3/hook", "unknown_validator") not in places(
+        validate_entity(doc, KNOWN)
+    )
+
+
 def test_expression_checker_sees_every_expression_with_its_pointer_and_expectation() -> None:
     seen: list[tuple[str, str, str | None, bool]] = []
 

@@ -34,7 +34,10 @@ def entity_json(entity: EntityDef) -> dict[str, Any]:
 
 def _designer(work: Work) -> EntityDesigner:
     return EntityDesigner(
-        work.conn, author=work.user.id, check_expression=expression_checker(work.catalog)
+        work.conn,
+        author=work.user.id,
+        check_expression=expression_checker(work.catalog),
+        validators=tuple(work.host.registry.validators),
     )
 
 
