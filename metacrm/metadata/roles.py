@@ -2,8 +2,9 @@
 
 Per entity a role grants actions, each with a data scope; record rules (rule-language
 conditions) narrow or widen what the scope selects; field permissions hide, mask or freeze
-fields. Roles are metadata: validated against `role.schema.json` and the entities they name,
-versioned in the store, and designed through `RoleDesigner`.
+fields, and a hiding or masking one may spare the record's owner (`except_owner`). Roles are
+metadata: validated against `role.schema.json` and the entities they name, versioned in the
+store, and designed through `RoleDesigner`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, func, select
 
 from metacrm.metadata import store
 from metacrm.metadata.documents import DocumentDesigner, DocumentKind
-from metacrm.metadata.model import EntityDef
+from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.metadata.validate import (
     ExpressionChecker,
     ExpressionSite,
@@ -38,6 +39,8 @@ SCOPES = ("own", "subordinates", "org_unit", "org_unit_tree", "all")
 HIDDEN, MASKED, VISIBLE = 0, 1, 2
 _READ_LEVEL = {"hidden": HIDDEN, "masked": MASKED, "read_only": VISIBLE}
 MASKABLE_TYPES = frozenset({"text", "textarea", "email", "phone", "url"})
+# Accesses an `except_owner` may lift for the record's owner.
+SPARING_ACCESS = frozenset({"hidden", "masked"})
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,11 @@ class RecordRule:
 class FieldRule:
     access: str
     mask: Any = None
+    # The reader who owns the record sees (and may write) the field as if there were no rule.
+    except_owner: bool = False
 
-    @property
-    def read_level(self) -> int:
-        return _READ_LEVEL[self.access]
+    def read_level(self, owned: bool = False) -> int:
+        return VISIBLE if owned and self.except_owner else _READ_LEVEL[self.access]
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,21 @@ class EntityPermissions:
     def rules(self, action: str, effect: str) -> list[RecordRule]:
         return [r for r in self.record_rules if r.effect == effect and r.applies_to(action)]
 
-    def read_level(self, name: str) -> int:
+    def read_level(self, name: str, owned: bool = False) -> int:
+        """What reading the field shows: on a record the reader owns (`owned`) or on any."""
         rule = self.fields.get(name)
-        return VISIBLE if rule is None else rule.read_level
+        return VISIBLE if rule is None else rule.read_level(owned)
 
-    def writable(self, name: str) -> bool:
-        return name not in self.fields
+    def writable(self, name: str, owned: bool = False) -> bool:
+        """Whether the field is free to write; a rule freezes it, except for the owner of the
+        record when the rule spares them (they see it in full, so they write what they see)."""
+        rule = self.fields.get(name)
+        return rule is None or (owned and rule.except_owner)
+
+    @property
+    def spares_owners(self) -> bool:
+        """Whether owning a record changes what some field shows."""
+        return any(rule.except_owner for rule in self.fields.values())
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,9 @@ class RoleDef:
                     for r in spec.get("record_rules") or ()
                 ),
                 fields={
-                    name: FieldRule(rule["access"], rule.get("mask"))
+                    name: FieldRule(
+                        rule["access"], rule.get("mask"), bool(rule.get("except_owner", False))
+                    )
                     for name, rule in (spec.get("fields") or {}).items()
                 },
             )
@@ -185,18 +200,34 @@ def _field_rule_errors(
             errors.append(FieldError(where, "unknown_field", f"{entity.name} has no {name!r}"))
         elif found.system:
             errors.append(FieldError(where, "reserved", "system fields are always visible"))
-        elif not check.sound(*at, "fields", name, "access"):
-            continue
-        elif rule["access"] == "masked" and found.type not in MASKABLE_TYPES:
-            errors.append(
-                FieldError(
-                    f"{where}/access",
-                    "not_maskable",
-                    f"a {found.type} field can't be masked; hide it instead",
-                )
+        elif check.sound(*at, "fields", name, "access"):
+            errors.extend(_access_errors(rule, found, where))
+    return errors
+
+
+def _access_errors(rule: Mapping[str, Any], found: FieldDef, where: str) -> list[FieldError]:
+    """What the rest of a field permission says that its access can't mean."""
+    errors = []
+    access = rule["access"]
+    if access == "masked" and found.type not in MASKABLE_TYPES:
+        errors.append(
+            FieldError(
+                f"{where}/access",
+                "not_maskable",
+                f"a {found.type} field can't be masked; hide it instead",
             )
-        elif "mask" in rule and rule["access"] != "masked":
-            errors.append(FieldError(f"{where}/mask", "unused", "only masked fields mask"))
+        )
+    elif "mask" in rule and access != "masked":
+        errors.append(FieldError(f"{where}/mask", "unused", "only masked fields mask"))
+    if rule.get("except_owner") is True and access not in SPARING_ACCESS:
+        errors.append(
+            FieldError(
+                f"{where}/except_owner",
+                "unused",
+                "only a hidden or masked field can spare the record's owner; "
+                f"{access} applies to every reader",
+            )
+        )
     return errors
 
 

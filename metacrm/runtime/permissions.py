@@ -10,7 +10,8 @@ query; nothing is filtered in Python.
 
 Field permissions follow the roles that grant a record: a field shows the most of what any of
 them allows. When the caller's roles disagree about fields, each row carries one flag per role
-(computed by the database) saying whether that role grants it.
+(computed by the database) saying whether that role grants it; a rule that spares the record's
+owner (`except_owner`) is lifted on the rows whose `owner` is the caller.
 """
 
 from __future__ import annotations
@@ -111,51 +112,82 @@ class FieldPolicy:
 UNRESTRICTED = FieldPolicy()
 
 
-def _most_permissive(roles: Sequence[EntityPermissions]) -> FieldPolicy:
+def _most_permissive(roles: Sequence[EntityPermissions], owned: bool = False) -> FieldPolicy:
+    """The field policy of a record the roles grant: each field shows the most any of them
+    lets it show, on a record the reader owns (`owned`: rules sparing the owner lift) or not."""
     restricted = {name for perms in roles for name in perms.fields}
     levels, masks = {}, {}
     for name in restricted:
-        level = max(perms.read_level(name) for perms in roles)
+        level = max(perms.read_level(name, owned) for perms in roles)
         if level == VISIBLE:
             continue
         levels[name] = level
         if level == MASKED:
             masks[name] = next(
-                p.fields[name].mask for p in roles if name in p.fields and p.read_level(name) == 1
+                p.fields[name].mask
+                for p in roles
+                if name in p.fields and p.read_level(name, owned) == MASKED
             )
     return FieldPolicy(levels, masks)
 
 
 def _shown(roles: Sequence[EntityPermissions], name: str) -> bool:
-    """Whether any role shows the field at all (a field no role shows is not there)."""
-    return any(p.read_level(name) > HIDDEN for p in roles)
+    """Whether any role shows the field at all (a field no role shows is not there) — on the
+    caller's own records at least."""
+    return any(p.read_level(name, owned=True) > HIDDEN for p in roles)
 
 
 def _probeable(roles: Sequence[EntityPermissions], name: str) -> bool:
     """Whether the field may be filtered, sorted or searched on: every role shows it in full,
-    so no answer can tell more than the records show."""
+    so no answer can tell more than the records show. A rule sparing the owner doesn't make a
+    field probeable: a filter runs over every readable record, so `mobile startswith "1381"`
+    would tell the caller about the mobiles of records they don't own, which they see masked."""
     return all(p.read_level(name) == VISIBLE for p in roles)
 
 
 @dataclass
 class Reading:
     """How one read of an entity is restricted: the row condition, the per-role grant columns
-    (when the roles disagree about fields), and the field policy of each row."""
+    (when the roles disagree about fields), and the field policy of each row (which, when a
+    rule spares owners, also depends on whether the caller owns the row)."""
 
     condition: ColumnElement[bool] | None
     roles: Sequence[EntityPermissions]
     grant_columns: list[Label[Any]]
     unrestricted: bool
+    user_id: str = ""
+    _merged: dict[tuple[tuple[int, ...], bool], FieldPolicy] = field(
+        default_factory=dict, repr=False
+    )
+
+    @cached_property
+    def spares_owners(self) -> bool:
+        return any(p.spares_owners for p in self.roles)
+
+    @property
+    def per_row(self) -> bool:
+        """Whether rows of this read may show their fields differently."""
+        return not self.unrestricted and (bool(self.grant_columns) or self.spares_owners)
 
     def policy(self, row: Any = None) -> FieldPolicy:
+        """The policy of one row as read (it needs the grant columns and `owner`); without a
+        row, that of a record the caller doesn't own, granted by all their read roles."""
         if self.unrestricted:
             return UNRESTRICTED
-        if not self.grant_columns or row is None:
-            return _most_permissive(self.roles)
-        m = row._mapping
-        granting = [r for i, r in enumerate(self.roles) if m.get(f"{GRANT_PREFIX}{i}")]
-        # A record seen only through a share shows what the caller's roles show at most.
-        return _most_permissive(granting or self.roles)
+        granting: tuple[int, ...] = tuple(range(len(self.roles)))
+        owned = False
+        if row is not None:
+            m = row._mapping
+            if self.grant_columns:
+                # A record seen only through a share shows what the caller's roles show at most.
+                granting = tuple(i for i in granting if m.get(f"{GRANT_PREFIX}{i}")) or granting
+            owned = self.spares_owners and m.get("owner") == self.user_id
+        key = (granting, owned)
+        found = self._merged.get(key)
+        if found is None:
+            found = _most_permissive([self.roles[i] for i in granting], owned)
+            self._merged[key] = found
+        return found
 
 
 class Permissions:
@@ -224,7 +256,7 @@ class Permissions:
                 clause = self._role_clause(entity, "read", perms, compiler)
                 flag = literal(1) if clause is None else case((clause, 1), else_=0)
                 grant_columns.append(flag.label(f"{GRANT_PREFIX}{i}"))
-        return Reading(condition, roles, grant_columns, False)
+        return Reading(condition, roles, grant_columns, False, self.user.id)
 
     def view(self, entity: EntityDef, *, probe: bool) -> EntityDef:
         """The entity as the caller may name it: with `probe`, only fields they may filter,
@@ -247,9 +279,10 @@ class Permissions:
         entity = self.catalog.find(name)
         return self.view(entity, probe=True) if entity is not None else None
 
-    def writable(self, entity: EntityDef, action: str, name: str) -> bool:
-        """Whether a role granting the action leaves the field free to write."""
-        return self.is_admin or any(p.writable(name) for p in self.grants(entity, action))
+    def writable(self, entity: EntityDef, action: str, name: str, *, owned: bool = False) -> bool:
+        """Whether a role granting the action leaves the field free to write, on a record the
+        caller owns (`owned`) or on any."""
+        return self.is_admin or any(p.writable(name, owned) for p in self.grants(entity, action))
 
     # ---- pieces of the condition -------------------------------------------------------------
 

@@ -183,10 +183,12 @@ class RecordService:
         fields: Sequence[str] | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Rows as JSON records, each showing its fields as the caller's permissions allow."""
+        # The rows hold every column, `owner` and the grant flags included, whatever `fields`
+        # keeps: each row's policy is decided on them.
         records = records_json(self.ctx.catalog, entity, rows, fields)
         if reading.unrestricted:
             return records
-        if not reading.grant_columns:
+        if not reading.per_row:
             policy = reading.policy()
             return [policy.apply(entity, r) for r in records]
         return [reading.policy(row).apply(entity, r) for row, r in zip(rows, records, strict=True)]
@@ -657,7 +659,12 @@ class RecordService:
             raise Unprocessable(
                 "the record must be a JSON object", errors=[FieldError("", "type", "not an object")]
             )
-        errors, data = self._field_permission_errors(entity, data, action)
+        # Whose the record is (or will be, on create) decides what a rule sparing the owner
+        # lets the caller write; an update is judged on the record as it is.
+        owner = base.get("owner") if existing is not None else data.get("owner") or base["owner"]
+        errors, data = self._field_permission_errors(
+            entity, data, action, owned=owner == self.ctx.user.id
+        )
         validator = self.ctx.catalog.memo(
             ("input_validator", entity.name), lambda: input_validator(entity)
         )
@@ -693,15 +700,16 @@ class RecordService:
         return values
 
     def _field_permission_errors(
-        self, entity: EntityDef, data: dict[str, Any], action: str
+        self, entity: EntityDef, data: dict[str, Any], action: str, *, owned: bool
     ) -> tuple[builtins.list[FieldError], dict[str, Any]]:
         """A field the caller can't see is as unknown as a missing one (422); one they see but
-        may not write is refused outright (403). Returns the errors and the data left."""
+        may not write is refused outright (403). Returns the errors and the data left. On a
+        record the caller owns (`owned`), a rule sparing the owner doesn't freeze its field."""
         if self.ctx.user.is_admin:
             return [], data
         shown = self.permissions.view(entity, probe=False).field_map
         # A field is known to a writer who sees it or may write it (a create-only role).
-        writable = {n for n in data if self.permissions.writable(entity, action, n)}
+        writable = {n for n in data if self.permissions.writable(entity, action, n, owned=owned)}
         unknown = [
             n for n in data if n in entity.field_map and n not in shown and n not in writable
         ]

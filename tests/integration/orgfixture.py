@@ -66,6 +66,10 @@ PEOPLE: tuple[Person, ...] = (
     Person("opp_only", "service", roles=("opp_only_reader",)),
     Person("nobody", "service"),
     Person("frozen", "north", roles=("rep",), frozen=True),
+    # Fields that spare the record's owner: keeper alone, and with a role that masks the same
+    # fields for everyone (roles in name order, as the product lists them).
+    Person("keeper", "south", roles=("keeper",)),
+    Person("keeper_plus", "south", roles=("all_reader", "keeper")),
 )
 PERSON = {p.key: p for p in PEOPLE}
 
@@ -202,6 +206,9 @@ class Grant:
 
 HIDDEN = {"access": "hidden"}
 MASKED = {"access": "masked"}
+# The record's owner sees these in full; every other reader as if the rule had no exception.
+HIDDEN_BUT_OWNER = {"access": "hidden", "except_owner": True}
+MASKED_BUT_OWNER = {"access": "masked", "except_owner": True}
 # A custom mask: the last two characters kept, the rest as "#".
 CUSTOM_MASK = {"access": "masked", "mask": {"keep_start": 0, "keep_end": 2, "char": "#"}}
 
@@ -277,6 +284,13 @@ ROLES: dict[str, dict[str, Grant]] = {
         ),
     },
     "opp_only_reader": {"opportunity": Grant({"read": "all"})},
+    "keeper": {
+        "account": Grant(
+            {"read": "org_unit", "export": "org_unit"},
+            fields={"phone": MASKED_BUT_OWNER, "secret": HIDDEN_BUT_OWNER},
+        ),
+        "opportunity": Grant({"read": "org_unit"}, fields={"name": MASKED_BUT_OWNER}),
+    },
 }
 
 

@@ -9,7 +9,9 @@ The world (built once per database, see orgfixture.py):
   manager), org_unit (unit_user), org_unit_tree (sales_head), all (auditor); `dual` with two
   roles whose field permissions differ; `narrow` and `widen` with a narrowing and a widening
   record rule; `opp_only` with rights on opportunities only; `nobody` without roles; the admin;
-  and `frozen`, whose token must stop working;
+  `frozen`, whose token must stop working; `keeper`, whose role masks and hides fields except
+  on the records they own, and `keeper_plus`, who holds that role and one masking the same
+  fields for everyone;
 * accounts (name, industry, phone, secret, region) and opportunities (name, amount, account
   lookup, stage) of every owner, some deleted; records shared with a user, a role and org units
   (a share with `sales` reaches north and south); sharing rules on both entities.
@@ -186,39 +188,48 @@ def visible(p: Person, rec: Rec) -> bool:
     return not rec.deleted and allows(p, rec, "read")
 
 
+def level_of(spec: dict[str, Any], owned: bool) -> int:
+    """What one role's field permission shows; one sparing the owner, on the owner's record,
+    shows the field in full."""
+    return SHOW if owned and spec.get("except_owner") else LEVEL[spec["access"]]
+
+
 def field_levels(p: Person, rec: Rec) -> dict[str, tuple[int, Any]]:
     """Field -> (level, mask) for one record: the most any role selecting it shows (a record
-    seen only through a share: the most any of the person's read roles shows)."""
+    seen only through a share: the most any of the person's read roles shows), the record's
+    owner lifting the rules that spare them."""
     if p.admin:
         return {name: (SHOW, None) for name in FIELD_TYPES[rec.entity]}
     roles = grants(p, rec.entity, "read")
     granting = [g for g in roles if selects(p, g, "read", rec)] or roles
+    owned = rec.owner == p.key
     levels = {}
     for name in FIELD_TYPES[rec.entity]:
         specs = [g.fields.get(name, IN_FULL) for g in granting]
-        level = max(LEVEL[s["access"]] for s in specs)
-        how = next((s.get("mask") for s in specs if LEVEL[s["access"]] == MASK), None)
+        level = max(level_of(s, owned) for s in specs)
+        how = next((s.get("mask") for s in specs if level_of(s, owned) == MASK), None)
         levels[name] = (level, how)
     return levels
 
 
 def probeable(p: Person, entity: str) -> set[str]:
-    """Fields the person may filter, sort and search on: every read role shows them in full."""
+    """Fields the person may filter, sort and search on: every read role shows them in full on
+    every record (owning some doesn't make a field probeable)."""
     roles = grants(p, entity, "read")
     return {
         name
         for name in FIELD_TYPES[entity]
-        if p.admin or all(LEVEL[g.fields.get(name, IN_FULL)["access"]] == SHOW for g in roles)
+        if p.admin or all(level_of(g.fields.get(name, IN_FULL), False) == SHOW for g in roles)
     }
 
 
 def shown(p: Person, entity: str) -> set[str]:
-    """Fields some read role shows at all."""
+    """Fields some read role shows at all (if only on the person's own records)."""
     roles = grants(p, entity, "read")
     return {
         name
         for name in FIELD_TYPES[entity]
-        if p.admin or any(LEVEL[g.fields.get(name, IN_FULL)["access"]] > HIDE for g in roles)
+        if p.admin or any(level_of(g.fields.get(name, IN_FULL), True) > HIDE for g in roles)
     }
 
 
@@ -643,6 +654,35 @@ def test_literal_anchors(world: World) -> None:
         f"{RECORDS}/account/{world.by_key('junior-acct-0').id}", **as_who(world, "rep")
     )
     assert response.status_code == 404
+    # keeper: phone masked and secret hidden except on the records keeper owns.
+    own = get("keeper", "keeper-acct-0")
+    assert own["phone"] == "13900130000" and own["secret"] == "s3cr3t-keeper-0"
+    other = get("keeper", "south_rep-acct-0")
+    assert other["phone"] == "139****0000" and "secret" not in other
+    assert get("keeper", "keeper-opp-0")["name"] == "keeper-opp-0"
+    assert get("keeper", "south_rep-opp-0")["name"] == "***********pp-0"
+    # keeper_plus: the sparing role wins on their own records only; elsewhere all_reader's
+    # custom mask applies, on records both roles grant as on those only all_reader grants.
+    own = get("keeper_plus", "keeper_plus-acct-0")
+    assert own["phone"] == "13900140000" and own["secret"] == "s3cr3t-keeper_plus-0"
+    for key in ("keeper-acct-0", "rep-acct-0"):
+        other = get("keeper_plus", key)
+        assert other["phone"] == "#########00" and "secret" not in other, key
+    # The owner decides even when `fields` leaves `owner` out, and `owner` stays out.
+    response = world.api.get(
+        f"{RECORDS}/account", params={"fields": "phone,secret"}, **as_who(world, "keeper")
+    )
+    assert response.status_code == 200, response.text
+    listed = {world.by_id(r["id"]).key: r for r in response.json()["data"]}
+    assert listed["keeper-acct-0"] == {
+        "id": world.by_key("keeper-acct-0").id,
+        "phone": "13900130000",
+        "secret": "s3cr3t-keeper-0",
+    }
+    assert listed["south_rep-acct-0"] == {
+        "id": world.by_key("south_rep-acct-0").id,
+        "phone": "139****0000",
+    }
 
 
 def test_a_frozen_users_token_is_refused(world: World) -> None:

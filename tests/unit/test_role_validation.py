@@ -81,8 +81,8 @@ def rep() -> dict[str, Any]:
                     "phone": {"access": "masked"},
                     "email": {"access": "masked", "mask": "email"},
                     "website": {"access": "masked", "mask": {"keep_start": 8, "char": "#"}},
-                    "notes": {"access": "hidden"},
-                    "employees": {"access": "read_only"},
+                    "notes": {"access": "hidden", "except_owner": True},
+                    "employees": {"access": "read_only", "except_owner": False},
                     "founded": {"access": "hidden"},
                 },
             },
@@ -173,6 +173,32 @@ RULE0 = (*A, "record_rules", 0)
             {("/entities/account/fields/phone/mask", "oneOf")},
         ),
         (
+            _set((*A, "fields", "employees"), {"access": "read_only", "except_owner": True}),
+            {("/entities/account/fields/employees/except_owner", "unused")},
+        ),
+        (
+            _set(
+                (*A, "fields", "name"),
+                {"access": "read_only", "mask": "email", "except_owner": True},
+            ),
+            {
+                ("/entities/account/fields/name/mask", "unused"),
+                ("/entities/account/fields/name/except_owner", "unused"),
+            },
+        ),
+        (
+            _set((*A, "fields", "employees"), {"access": "masked", "except_owner": True}),
+            {("/entities/account/fields/employees/access", "not_maskable")},
+        ),
+        (
+            _set((*A, "fields", "phone"), {"access": "masked", "except_owner": 1}),
+            {("/entities/account/fields/phone/except_owner", "type")},
+        ),
+        (
+            _set((*A, "fields", "phone"), {"access": "masked", "except_owner": "true"}),
+            {("/entities/account/fields/phone/except_owner", "type")},
+        ),
+        (
             _set((*A, "fields", "phone"), {"access": "writable"}),
             {("/entities/account/fields/phone/access", "enum")},
         ),
@@ -240,6 +266,11 @@ RULE0 = (*A, "record_rules", 0)
         "mask-on-hidden",
         "unknown-mask",
         "negative-keep",
+        "except-owner-on-read-only",
+        "except-owner-and-mask-on-read-only",
+        "except-owner-on-unmaskable",
+        "except-owner-number",
+        "except-owner-string",
         "unknown-access",
         "access-missing",
         "rule-not-boolean",
@@ -316,6 +347,15 @@ def test_role_documents_become_role_defs() -> None:
     assert account.fields["email"].mask == "email" and account.fields["phone"].mask is None
     assert not account.writable("employees") and not account.writable("phone")
     assert account.writable("name")
+    # notes: hidden except on the reader's own records, where it is free to write too.
+    assert account.read_level("notes", owned=True) == 2
+    assert account.writable("notes", owned=True) and not account.writable("notes")
+    assert account.read_level("phone", owned=True) == 1
+    assert not account.writable("phone", owned=True)
+    assert account.read_level("employees", owned=True) == 2  # read_only: visible anyway
+    assert not account.writable("employees", owned=True)
+    assert account.spares_owners
+    assert not RoleDef.from_doc(rep()).on("opportunity").spares_owners  # type: ignore[union-attr]
     bare = RoleDef.from_doc({"name": "nobody", "label": {"en": "Nobody"}})
     assert bare.entities == {} and bare.on("account") is None
 

@@ -636,6 +636,7 @@ ORG_UNIT_CHANGE = _object(
     {"label": NULLABLE_STRING, "parent": NULLABLE_ID, "head": NULLABLE_ID}, closed=True
 )
 SCOPE = {"enum": ["own", "subordinates", "org_unit", "org_unit_tree", "all"]}
+FIELD_READ = {"enum": ["visible", "masked", "hidden", "varies"]}
 MY_PERMISSIONS = _object(
     {
         "user": ref("User"),
@@ -664,10 +665,16 @@ MY_PERMISSIONS = _object(
                         "description": "By field name",
                         "additionalProperties": _object(
                             {
-                                "read": {"enum": ["visible", "masked", "hidden", "varies"]},
+                                "read": FIELD_READ,
                                 "filter": BOOLEAN,
                                 "create": BOOLEAN,
                                 "update": BOOLEAN,
+                                "own": _object(
+                                    {"read": FIELD_READ, "create": BOOLEAN, "update": BOOLEAN},
+                                    ("read", "create", "update"),
+                                    description="On records the caller owns, when a field "
+                                    "permission sparing the owner (except_owner) makes it differ",
+                                ),
                             },
                             ("read", "filter", "create", "update"),
                         ),

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from metacrm.metadata.model import EntityDef
 from metacrm.metadata.roles import ACTIONS, HIDDEN, MASKED, VISIBLE, role_errors
 from metacrm.platform.errors import FieldError, Forbidden, Unprocessable
 from metacrm.platform.org import change_unit, create_unit, delete_unit, get_unit, list_units
@@ -23,6 +24,7 @@ from metacrm.platform.users import (
 from metacrm.runtime.api.context import Work, runtime_of
 from metacrm.runtime.api.http import JSONResponse, read_json
 from metacrm.runtime.api.operation import Body, operation, page, ref
+from metacrm.runtime.permissions import Permissions
 
 USER_FIELDS = {"email", "password", "name", "roles", "is_admin", "org_unit", "manager"}
 USER_CHANGES = {"password", "name", "roles", "is_admin", "org_unit", "manager", "is_active"}
@@ -306,25 +308,39 @@ def permissions_of(work: Work) -> dict[str, Any]:
                 }
         if not actions:
             continue
-        readers = permissions.grants(entity, "read")
         fields = {}
         for f in entity.fields:
-            levels = {p.read_level(f.name) for p in readers}
-            if permissions.is_admin or levels == {VISIBLE}:
-                read = "visible"
-            elif not levels:
-                read = "hidden"  # no role lets them read this entity
-            elif len(levels) == 1:
-                read = READ_LEVEL_NAMES[levels.pop()]
-            else:
-                read = "varies"  # the roles granting each record decide
+            rights = _field_rights(permissions, entity, f.name, owned=False)
+            own = _field_rights(permissions, entity, f.name, owned=True)
             fields[f.name] = {
-                "read": read,
-                "filter": read == "visible",
-                "create": permissions.may(entity, "create")
-                and permissions.writable(entity, "create", f.name),
-                "update": permissions.may(entity, "update")
-                and permissions.writable(entity, "update", f.name),
+                "read": rights["read"],
+                "filter": rights["read"] == "visible",
+                "create": rights["create"],
+                "update": rights["update"],
+                # A rule sparing the owner: what the records they own show and let them write.
+                **({"own": own} if own != rights else {}),
             }
         entities[entity.name] = {"actions": actions, "fields": fields}
     return {"user": work.user.as_json(), "is_admin": work.user.is_admin, "entities": entities}
+
+
+def _field_rights(
+    permissions: Permissions, entity: EntityDef, name: str, *, owned: bool
+) -> dict[str, Any]:
+    """Whether the caller sees a field and may write it, on records they own or on any."""
+    levels = {p.read_level(name, owned) for p in permissions.grants(entity, "read")}
+    if permissions.is_admin or levels == {VISIBLE}:
+        read = "visible"
+    elif not levels:
+        read = "hidden"  # no role lets them read this entity
+    elif len(levels) == 1:
+        read = READ_LEVEL_NAMES[levels.pop()]
+    else:
+        read = "varies"  # the roles granting each record decide
+    return {
+        "read": read,
+        "create": permissions.may(entity, "create")
+        and permissions.writable(entity, "create", name, owned=owned),
+        "update": permissions.may(entity, "update")
+        and permissions.writable(entity, "update", name, owned=owned),
+    }

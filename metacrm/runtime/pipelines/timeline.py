@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 
 from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.metadata.pipelines import PipelineDef
+from metacrm.metadata.roles import HIDDEN
 from metacrm.metadata.values import ValueProblem, coerce, to_json
 from metacrm.platform.clock import as_utc
 from metacrm.platform.errors import FieldError, NotFound, Unprocessable
@@ -27,8 +28,12 @@ def timeline(
 ) -> dict[str, Any]:
     """404 when the caller may not read the record, or its entity has no such pipeline."""
     entity = records.ctx.catalog.entity(entity_name)
-    row, _ = records.read_row(entity, record_id)
+    row, reading = records.read_row(entity, record_id)
     pipeline = _pipeline(records, entity, pipeline_name)
+    if reading.policy(row).level(pipeline.field) == HIDDEN:
+        # Some role shows the field, but not on this record (one the caller doesn't own, say):
+        # its stages would tell what the record hides.
+        raise NotFound(f"{entity.name} has no pipeline named {pipeline.name!r}")
     visits = history.visits(records.ctx.conn, entity.name, pipeline.name, record_id)
     plans = _plans(records, entity, record_id)
     current = row._mapping[pipeline.field]
