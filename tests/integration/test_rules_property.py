@@ -380,6 +380,14 @@ def _python_ids(text: str, orgs: list[dict[str, Any]], items: list[dict[str, Any
         ],
     ),
 ).via("regression")
+# Found by this test: PostgreSQL lowered only ASCII letters of text min() had put under "C".
+@example(
+    text='("\u00c9" == lower(min("\u00c9", "\u00c9")))',
+    data=(
+        [{"label": None, "size": None}] * 2,
+        [dict.fromkeys(("t", "u", "p", "n", "m", "d", "dt", "ts", "tags", "org", "b"))],
+    ),
+).via("regression")
 def test_sql_and_python_select_the_same_records(
     database: tuple[Engine, dict[str, Table]],
     text: str,

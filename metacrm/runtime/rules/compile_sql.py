@@ -61,11 +61,13 @@ from metacrm.runtime.rules.sql_dialect import (
     DayOf,
     DaysBetween,
     LargestOf,
+    LowerCase,
     MonthOf,
     OrderedText,
     RoundNumber,
     SmallestOf,
     ToDecimal,
+    UpperCase,
     YearOf,
 )
 
@@ -385,6 +387,10 @@ class SqlCompiler:
         sql_name = {"len": "length"}.get(node.name, node.name)
         return getattr(func, sql_name)(*args, type_=SQL_TYPES[node.vtype or NULL]())
 
+    def _fn_case(self, node: ast.Call) -> ColumnElement[Any]:
+        mapped = LowerCase if node.name == "lower" else UpperCase
+        return mapped(self._sql(node.args[0]))
+
     def _fn_concat(self, node: ast.Call) -> ColumnElement[Any]:
         # Null arguments count as empty text, so concat(first, " ", last) always gives text.
         parts = []
@@ -492,8 +498,8 @@ def _sql_escape_like(value: ColumnElement[Any]) -> ColumnElement[Any]:
 
 # Functions by name; each compiles a checked Call whose arguments have their types.
 _FUNCTIONS: dict[str, Callable[[SqlCompiler, ast.Call], ColumnElement[Any]]] = {
-    "lower": SqlCompiler._fn_simple,
-    "upper": SqlCompiler._fn_simple,
+    "lower": SqlCompiler._fn_case,
+    "upper": SqlCompiler._fn_case,
     "trim": SqlCompiler._fn_simple,
     "len": SqlCompiler._fn_simple,
     "abs": SqlCompiler._fn_simple,

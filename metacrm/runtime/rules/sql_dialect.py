@@ -175,6 +175,44 @@ def _ordered_text_pg(element: OrderedText, compiler: SQLCompiler, **kw: Any) -> 
     return f'({arg}) COLLATE "C"'
 
 
+class _CaseMapped(FunctionElement[Any]):
+    """lower(text) / upper(text) by the database's own locale, whatever collation the text
+    carries: under COLLATE "C" (an OrderedText, as min() and max() give) PostgreSQL maps the
+    case of ASCII letters only, where Python maps every letter. One class per function, so
+    the statement cache tells them apart."""
+
+    type = String()
+    inherit_cache = True
+    change = ""
+
+
+class LowerCase(_CaseMapped):
+    name = "mc_lower_case"
+    inherit_cache = True
+    change = "lower"
+
+
+class UpperCase(_CaseMapped):
+    name = "mc_upper_case"
+    inherit_cache = True
+    change = "upper"
+
+
+def _case_mapped(element: _CaseMapped, compiler: SQLCompiler, **kw: Any) -> str:
+    (arg,) = _args(element, compiler, **kw)
+    return f"{element.change}({arg})"
+
+
+def _case_mapped_pg(element: _CaseMapped, compiler: SQLCompiler, **kw: Any) -> str:
+    (arg,) = _args(element, compiler, **kw)
+    return f'{element.change}(({arg}) COLLATE "default")'
+
+
+for _case_kind in (LowerCase, UpperCase):
+    compiles(_case_kind)(_case_mapped)
+    compiles(_case_kind, "postgresql")(_case_mapped_pg)
+
+
 class _Extreme(FunctionElement[Any]):
     """min(a, b, ...) / max(...) of one value type; null when any argument is null."""
 
