@@ -259,6 +259,7 @@ def test_beat_runs_the_sweep_that_dispatches_a_stranded_event(cluster: Cluster) 
         "events.sweep": {"task": "events.sweep", "schedule": 30.0},
         "notifications.email": {"task": "notifications.email", "schedule": 15.0},
         "approvals.escalate": {"task": "approvals.escalate", "schedule": 60.0},
+        "automations.scheduled": {"task": "automations.scheduled", "schedule": 60.0},
     }
     # An event committed an hour ago that no consumer took and whose hand-over was lost.
     bare = make_engine(api.url)

@@ -19,12 +19,18 @@ from metacrm.runtime.api.operation import ENTITY_SEGMENT, operation
 DOCUMENTED_BY = "declare it with @operation(...) (metacrm/runtime/api/operation.py)"
 
 
+def is_app_page(path: str) -> bool:
+    """The end users' pages (metacrm/app) answer HTML to browsers: they are served beside the
+    API but are no part of the integrators' contract, so the document leaves them out."""
+    return path == "/app" or path.startswith("/app/")
+
+
 def served(routes: Iterable[Any]) -> set[tuple[str, str]]:
-    """(METHOD, path) of each Starlette route (HEAD aside: Starlette adds it to every GET)."""
+    """(METHOD, path) of each Starlette API route (HEAD aside: Starlette adds it to every GET)."""
     return {
         (method, route.path)
         for route in routes
-        if isinstance(route, Route)
+        if isinstance(route, Route) and not is_app_page(route.path)
         for method in route.methods or ()
         if method != "HEAD"
     }
@@ -62,6 +68,9 @@ def test_the_document_lists_exactly_the_routes_the_app_serves(sqlite_api: Api) -
     app = sqlite_api.client.app
     assert disagreements(app.state.routes, app.routes) == []
     assert ("GET", "/healthz") in served(app.routes)
+    pages = [r for r in app.routes if isinstance(r, Route) and is_app_page(r.path)]
+    assert pages, "the server serves the end users' app beside the API"
+    assert not any(is_app_page(path) for path in build_openapi(app.state.routes, None)["paths"])
 
 
 def test_every_entity_gets_every_records_operation(sqlite_api: Api) -> None:
