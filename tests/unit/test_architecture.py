@@ -282,6 +282,40 @@ def test_http_handlers_run_no_sql_of_their_own() -> None:
     assert offenders == []
 
 
+def test_nothing_below_the_app_imports_it() -> None:
+    """The app and the server sit on top: the kernel, the metadata model, the runtime and the
+    plugins never import them."""
+    known = set(modules())
+    above = ("metacrm.app", "metacrm.server", "metacrm.cli")
+    offenders = []
+    for name, path in modules().items():
+        if name.startswith(above) or name == "metacrm":
+            continue
+        for target in imports_of(name, path, known):
+            if target.startswith(above):
+                offenders.append(f"{name} imports {target}")
+    assert offenders == []
+
+
+def test_app_pages_run_no_sql_of_their_own() -> None:
+    """Pages call the runtime's functions (the record service, the permission code, the rule
+    language): no statement of their own, no system table."""
+    offenders = []
+    for name, path in modules().items():
+        if not name.startswith("metacrm.app"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (
+                node.module == SYSTABLES
+                or (
+                    (node.module or "").startswith("sqlalchemy")
+                    and {a.name for a in node.names} & {"select", *DML, "text", "func"}
+                )
+            ):
+                offenders.append(f"{name}:{node.lineno}")
+    assert offenders == []
+
+
 # ---- registries ---------------------------------------------------------------------------------
 
 # Imports every module, one at a time, and reports any import that changed the size of a
