@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ADMIN ?= admin@example.com
+# The demo data a fresh database gets on `make run`: 1 = full size, 0.2 = a fifth, 0 = none.
+DEMO ?= 1
 
 .PHONY: run test quick lint format bench clean
 
@@ -15,7 +17,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 	touch $(INSTALLED)
 
 run: $(INSTALLED)
-	$(BIN)/metacrm init --admin-email $(ADMIN)
+	$(BIN)/metacrm init --admin-email $(ADMIN) $(if $(filter 0,$(DEMO)),,--demo $(DEMO))
 	@echo "API token: $$($(BIN)/metacrm token create --user $(ADMIN) --name make-run)"
 	$(BIN)/metacrm serve
 

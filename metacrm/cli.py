@@ -34,11 +34,13 @@ from metacrm.platform.users import (
     find_user,
     password_of,
 )
+from metacrm.plugins.demos import DemoOptions, load_demos
 from metacrm.plugins.discovery import available
 from metacrm.plugins.installer import Outcome, installed
 from metacrm.plugins.installer import install as install_plugin
 from metacrm.plugins.installer import upgrade as upgrade_plugin
 from metacrm.plugins.model import Plugin
+from metacrm.plugins.progress import progress_for
 from metacrm.plugins.registration import registry_with_plugins
 from metacrm.runtime.exporting import export_records
 from metacrm.runtime.records import RecordService
@@ -95,33 +97,55 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
                 conn, email=args.admin_email, password=password, name="Admin", is_admin=True
             )
         fresh = not store.load_all(conn, store.ENTITY)
-    if not args.no_templates and fresh:
-        _install_templates(settings, engine, args.admin_email)
+    templates = (
+        not args.no_templates and fresh and _install_templates(settings, engine, args.admin_email)
+    )
     if existing is not None:
         _existing_admin(args, existing[1])
-        return
-    # Shown once and kept nowhere: only its argon2 hash is stored.
-    _remove_legacy_file()
-    print(f"admin login: {args.admin_email.strip().lower()} / {password}")
+    else:
+        # Shown once and kept nowhere: only its argon2 hash is stored.
+        _remove_legacy_file()
+        print(f"admin login: {args.admin_email.strip().lower()} / {password}")
+    if args.demo and templates:
+        # Only on the init that installed the templates: a fresh database.
+        _load_demo(settings, engine, DemoOptions(scale=args.demo))
 
 
-def _install_templates(settings: Settings, engine: Engine, admin_email: str) -> None:
+def _install_templates(settings: Settings, engine: Engine, admin_email: str) -> bool:
     """The CRM templates on a platform that has no entities yet (a later `init` leaves the
-    metadata alone: `metacrm plugins install crm` adds them to one that started empty)."""
+    metadata alone: `metacrm plugins install crm` adds them to one that started empty).
+    Whether they were installed now."""
     plugin = available().get(TEMPLATES)
     if plugin is None:
         print(f"metacrm: the {TEMPLATES!r} plugin is not installed in Python", file=sys.stderr)
-        return
+        return False
     services = _services(settings, engine)
     try:
         with services.writing() as conn:
             if TEMPLATES in installed(conn):
-                return
+                return False
             admin = find_user(conn, admin_email)
             outcome = install_plugin(RecordService(services.context(conn, admin)), plugin)
     finally:
         services.close()
     print(f"installed the {TEMPLATES} templates {plugin.version} ({len(outcome.changes)} changes)")
+    return True
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
+    options = DemoOptions(seed=args.seed, scale=args.scale, force=args.force)
+    _load_demo(settings, _engine(settings), options)
+
+
+def _load_demo(settings: Settings, engine: Engine, options: DemoOptions) -> None:
+    """Every installed plugin's demo data; progress on stderr, the summary on stdout."""
+    services = _services(settings, engine)
+    try:
+        lines = load_demos(services, available(), options, progress_for(sys.stderr))
+    finally:
+        services.close()
+    for line in lines:
+        print(line)
 
 
 def cmd_plugins_list(args: argparse.Namespace, settings: Settings) -> None:
@@ -399,7 +423,26 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--no-templates", action="store_true", help="don't install the default templates"
     )
+    init.add_argument(
+        "--demo",
+        type=float,
+        nargs="?",
+        const=1.0,
+        metavar="SCALE",
+        help="also load the demo data (at this scale; 1.0 = full size) when this init installs "
+        "the templates, i.e. on a fresh database",
+    )
     init.set_defaults(run=cmd_init)
+
+    demo = sub.add_parser("demo", help="load the installed plugins' demo data")
+    demo.add_argument("--seed", type=int, default=1, help="the same seed loads the same data")
+    demo.add_argument(
+        "--scale", type=float, default=1.0, help="1.0 = the full size; 0.1 = a tenth of it"
+    )
+    demo.add_argument(
+        "--force", action="store_true", help="load even where the entities have records"
+    )
+    demo.set_defaults(run=cmd_demo)
 
     serve = sub.add_parser("serve", help="serve the web app and API")
     serve.add_argument("--host")

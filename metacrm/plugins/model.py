@@ -1,5 +1,6 @@
-"""What a plugin is: a name, a version, its metadata package, and an optional function that
-registers its Python hooks (named actions, jobs) in the start-up registry.
+"""What a plugin is: a name, a version, its metadata package, an optional function that
+registers its Python hooks (named actions, jobs) in the start-up registry, and an optional
+loader of demo data (`metacrm demo`).
 
 A plugin distribution exposes one under the `metacrm.plugins` entry-point group:
 
@@ -17,13 +18,51 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from metacrm.metadata.packages import FORMAT, FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from metacrm.runtime.services import Services
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
 Register = Callable[[Any], None]
+
+
+class Progress(Protocol):
+    """Where a long job says how far it is (a bar on a terminal, lines in a log)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, steps: int = 1) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What a plugin's demo loader gets: the services to open its transactions with, the seed
+    (the same seed loads the same data), the scale (1.0 = the plugin's full size) and where to
+    report progress."""
+
+    services: Services
+    seed: int
+    scale: float
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class DemoLoaded:
+    """What a demo loader did: how many records it wrote (creates, updates and decisions) and
+    what to tell whoever ran it (the records made, the demo users and their password)."""
+
+    writes: int
+    lines: list[str]
+
+
+# demo(run): loads the plugin's demo data into a database where its package is installed.
+Demo = Callable[[DemoRun], DemoLoaded]
 
 
 @dataclass(frozen=True)
@@ -36,6 +75,7 @@ class Plugin:
     # register(registry): its named hooks, in the runtime's start-up registry.
     register: Register | None = None
     description: dict[str, str] = field(default_factory=dict)
+    demo: Demo | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

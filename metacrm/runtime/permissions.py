@@ -68,6 +68,18 @@ class Principal:
         return sorted(unit_ancestors(self.conn, self.user.org_unit)) if self.user.org_unit else []
 
     @cached_property
+    def share_holders(self) -> ColumnElement[bool]:
+        """Which shares reach the caller: made to them, to one of their roles, or to their org
+        unit or one above it (built once: every permission condition asks)."""
+        kind, who = record_shares.c.principal_type, record_shares.c.principal
+        mine = [and_(kind == "user", who == self.user.id)]
+        if self.user.roles:
+            mine.append(and_(kind == "role", who.in_(self.user.roles)))
+        if self.unit_ancestors:
+            mine.append(and_(kind == "org_unit", who.in_(self.unit_ancestors)))
+        return or_(*mine)
+
+    @cached_property
     def unit_ancestor_names(self) -> frozenset[str]:
         if not self.unit_ancestors:
             return frozenset()
@@ -199,10 +211,12 @@ class Permissions:
         catalog: Catalog,
         user: User,
         compiler_for: Callable[[EntityDef], SqlCompiler],
+        principal: Principal | None = None,
     ) -> None:
+        """`principal`: the caller's place in the org resolved already in this transaction."""
         self.conn, self.catalog, self.user = conn, catalog, user
         self.compiler_for = compiler_for
-        self.principal = Principal(conn, user)
+        self.principal = principal or Principal(conn, user)
         self._views: dict[tuple[str, bool], EntityDef] = {}
 
     @property
@@ -325,11 +339,10 @@ class Permissions:
     ) -> list[ColumnElement[bool]]:
         access = SHARE_ACCESS[action]
         clauses: list[ColumnElement[bool]] = []
-        mine = self._share_principals()
         shared = (
             select(record_shares.c.record_id)
             .where(record_shares.c.entity == entity.name, record_shares.c.access.in_(access))
-            .where(or_(*mine))
+            .where(self.principal.share_holders)
         )
         ids = list(self.conn.execute(shared.limit(INLINE_SHARES + 1)).scalars())
         if len(ids) > INLINE_SHARES:
@@ -362,19 +375,10 @@ class Permissions:
                 select(record_shares.c.record_id)
                 .where(record_shares.c.entity == lookup.target)
                 .where(record_shares.c.access.in_(access))
-                .where(or_(*self._share_principals()))
+                .where(self.principal.share_holders)
             )
             clauses.append(table.c[lookup.name].in_(parents))
         return clauses
-
-    def _share_principals(self) -> list[ColumnElement[bool]]:
-        kind, who = record_shares.c.principal_type, record_shares.c.principal
-        mine = [and_(kind == "user", who == self.user.id)]
-        if self.user.roles:
-            mine.append(and_(kind == "role", who.in_(self.user.roles)))
-        if self.principal.unit_ancestors:
-            mine.append(and_(kind == "org_unit", who.in_(self.principal.unit_ancestors)))
-        return mine
 
     def _shared_with_me(self, share_with: Mapping[str, str]) -> bool:
         if "user" in share_with:

@@ -45,7 +45,7 @@ from metacrm.runtime.context import Draft, RequestContext
 from metacrm.runtime.events import publish
 from metacrm.runtime.listing import ListQuery, check_names
 from metacrm.runtime.output import records_json
-from metacrm.runtime.permissions import Permissions, Reading
+from metacrm.runtime.permissions import Permissions, Principal, Reading
 from metacrm.runtime.record_rules import WriteContext, apply_default_expressions, rule_errors
 from metacrm.runtime.record_schema import input_validator, writable
 from metacrm.runtime.rules import Scope, SqlCompiler, check, parse
@@ -75,8 +75,14 @@ class BulkOutcome:
 
 
 class RecordService:
-    def __init__(self, ctx: RequestContext) -> None:
+    def __init__(self, ctx: RequestContext, *, principal: Principal | None = None) -> None:
         self.ctx = ctx
+        self._principal = principal
+
+    def at(self, moment: datetime) -> RecordService:
+        """The same caller in the same transaction at another moment (past work replayed step
+        by step): where the caller stands in the org is resolved once for all the moments."""
+        return RecordService(replace(self.ctx, now=moment), principal=self.permissions.principal)
 
     def elevated(self) -> RecordService:
         """The same caller acting for a process (see RequestContext.elevated)."""
@@ -224,7 +230,7 @@ class RecordService:
     @cached_property
     def permissions(self) -> Permissions:
         ctx = self.ctx
-        return Permissions(ctx.conn, ctx.catalog, ctx.user, self._plain_compiler)
+        return Permissions(ctx.conn, ctx.catalog, ctx.user, self._plain_compiler, self._principal)
 
     def compiler(self, entity: EntityDef) -> SqlCompiler:
         """Compiles the caller's filters and sorts (and formulas) over the entity's table; a
@@ -313,7 +319,9 @@ class RecordService:
 
     # ---- writing -------------------------------------------------------------------------
 
-    def create(self, entity_name: str, data: Any) -> dict[str, Any]:
+    def create(self, entity_name: str, data: Any, *, read_back: bool = True) -> dict[str, Any]:
+        """The new record as the caller may read it; without `read_back`, only its id and
+        version (a writer that doesn't look at the result saves a read)."""
         ctx = self.ctx
         entity = ctx.catalog.entity(entity_name)
         self.permissions.require(entity, "create")
@@ -355,6 +363,8 @@ class RecordService:
         after = {**system, **values}
         for hook in self._hooks:
             hook.after_write(self, entity, record_id, "create", None, after)
+        if not read_back:
+            return {"id": record_id, "version": 1}
         return self._written(entity, record_id, 1)
 
     def update(
@@ -364,17 +374,24 @@ class RecordService:
         data: Any,
         *,
         if_match: IfMatch | int | None = None,
+        read_back: bool = True,
     ) -> dict[str, Any]:
+        """The record after the change as the caller may read it; without `read_back`, only
+        its id and version."""
         entity = self.ctx.catalog.entity(entity_name)
         row = self._row(entity, record_id)
         self.permissions.require(entity, "update")
         self.require_on(entity, "update", record_id, "change")
         self._check_version(entity, row, if_match)
         change = self._change(entity, row, data)
+        version = change.version + 1 if change.changed else change.version
+        if change.changed:
+            self._apply(entity, [change])
+        if not read_back:
+            return {"id": record_id, "version": version}
         if not change.changed:
             return self.get(entity.name, record_id)
-        self._apply(entity, [change])
-        return self._written(entity, record_id, change.version + 1)
+        return self._written(entity, record_id, version)
 
     def update_many(
         self,

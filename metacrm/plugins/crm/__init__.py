@@ -7,11 +7,18 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from metacrm.plugins.model import Plugin, package_from_files
+from metacrm.plugins.model import DemoLoaded, DemoRun, Plugin, package_from_files
 
 
 def _package() -> dict[str, Any]:
     return package_from_files(resources.files(__package__) / "package")
+
+
+def _demo(run: DemoRun) -> DemoLoaded:
+    # Imported when asked for: every process discovers the plugin, few load its demo.
+    from metacrm.plugins.crm.demo import load
+
+    return load(run)
 
 
 plugin = Plugin(
@@ -23,4 +30,5 @@ plugin = Plugin(
         "zh-CN": "线索、客户、联系人、商机、跟进记录和服务工单",
     },
     package=_package,
+    demo=_demo,
 )
