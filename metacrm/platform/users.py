@@ -20,7 +20,13 @@ from metacrm.platform.errors import Conflict, FieldError, Forbidden, NotFound, U
 from metacrm.platform.ids import is_valid_id, new_id
 from metacrm.platform.org import ancestors_of_user, unit_exists
 from metacrm.platform.security import hash_password, hash_token, is_password_hash, new_token
-from metacrm.platform.systables import api_tokens, meta_stamp, user_roles, users
+from metacrm.platform.systables import (
+    api_tokens,
+    browser_sessions,
+    meta_stamp,
+    user_roles,
+    users,
+)
 
 _EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
 MIN_PASSWORD_LENGTH = 8
@@ -118,7 +124,8 @@ def create_user(
 
 
 def change_user(conn: Connection, user_id: str, change: UserChange) -> User:
-    """Apply a change; freezing (is_active false) revokes every token of the user at once."""
+    """Apply a change; freezing (is_active false) revokes every token of the user at once, and a
+    new password ends their browser sessions (whoever knew the old one is signed out)."""
     current = get_user(conn, user_id)
     org_unit = _kept(change.org_unit, current.org_unit, "org_unit" in change.clear)
     manager = _kept(change.manager, current.manager, "manager" in change.clear)
@@ -140,6 +147,8 @@ def change_user(conn: Connection, user_id: str, change: UserChange) -> User:
     conn.execute(update(users).where(users.c.id == user_id).values(values))
     if change.roles is not None:
         _set_roles(conn, user_id, change.roles)
+    if change.password is not None or change.is_active is False:
+        conn.execute(delete(browser_sessions).where(browser_sessions.c.user_id == user_id))
     if change.is_active is False:
         conn.execute(
             update(api_tokens)

@@ -131,6 +131,21 @@ def test_signing_out_ends_the_session_and_everywhere_ends_them_all(
     assert tablet.get("/app").status_code == 303
 
 
+def test_a_new_password_or_freezing_ends_the_users_sessions(
+    crm: Api, team: dict[str, str]
+) -> None:
+    rep, other = browser(crm, "rep@example.com"), browser(crm, "other@example.com")
+    renamed = crm.patch(f"{V1}/users/{team['rep']}", json={"name": "Rep Renamed"})
+    assert renamed.status_code == 200
+    assert rep.get("/app").status_code == 200
+    changed = crm.patch(f"{V1}/users/{team['rep']}", json={"password": "another-long-password"})
+    assert changed.status_code == 200
+    assert rep.get("/app").status_code == 303
+    assert other.get("/app").status_code == 200
+    assert crm.patch(f"{V1}/users/{team['other']}", json={"is_active": False}).status_code == 200
+    assert other.get("/app").status_code == 303
+
+
 # ---- CSRF -------------------------------------------------------------------------------------
 
 
