@@ -31,7 +31,7 @@ from sqlalchemy import inspect
 from metacrm.runtime.api.app import ROUTES
 
 IN_CI = os.environ.get("CI") == "true"
-MAX_EXAMPLES = int(os.environ.get("BODY_TEXT_EXAMPLES", "120" if IN_CI else "12"))
+MAX_EXAMPLES = int(os.environ.get("BODY_TEXT_EXAMPLES", "40" if IN_CI else "12"))
 
 V1 = "/api/v1"
 META = f"{V1}/meta/entities"

@@ -33,7 +33,7 @@ from metacrm.platform.db import WRITE_OPTION, make_engine
 from metacrm.platform.install import install
 
 IN_CI = os.environ.get("CI") == "true"
-MAX_EXAMPLES = int(os.environ.get("INDEX_NAMES_PROPERTY_EXAMPLES", "200" if IN_CI else "25"))
+MAX_EXAMPLES = int(os.environ.get("INDEX_NAMES_PROPERTY_EXAMPLES", "100" if IN_CI else "25"))
 MAX_IDENTIFIER = 63
 
 # Words whose joins collide under "ix_<entity>_<field>": acme + q_owner, acme_q + owner, …

@@ -29,13 +29,13 @@ OPENAPI = "/api/v1/openapi.json"
 RECORDS = "/api/v1/records"
 META = "/api/v1/meta/entities"
 
-# 40 generated requests per operation (records, metadata, approvals, webhooks, notifications,
+# 20 generated requests per operation (records, metadata, approvals, webhooks, notifications,
 # delegations), each half valid and half off the document in one place: enough to find a 500,
-# about half a minute on SQLite.
-EXAMPLES_PER_OPERATION = 40
+# a quarter of a minute on SQLite (the suite has a ten-minute budget).
+EXAMPLES_PER_OPERATION = 20
 # Whole metadata documents (entities, roles, pipelines, approval processes) are described by
 # their real JSON Schemas: each generated one is a deep, mostly valid document, slow to make
-# and to apply, and a few of them go further than forty random objects would.
+# and to apply, and a few of them go further than twenty random objects would.
 EXAMPLES_PER_DOCUMENT_WRITE = 8
 DOCUMENT_WRITE = re.compile(r"^(POST|PUT) /api/v1/meta/[a-z-]+(/\{name\})?$")
 CHECKS = [

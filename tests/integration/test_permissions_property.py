@@ -64,7 +64,7 @@ from metacrm.runtime.rule_checks import expression_checker
 from metacrm.runtime.startup import build_services
 
 IN_CI = os.environ.get("CI") == "true"
-MAX_EXAMPLES = int(os.environ.get("PERMISSIONS_PROPERTY_EXAMPLES", "600" if IN_CI else "200"))
+MAX_EXAMPLES = int(os.environ.get("PERMISSIONS_PROPERTY_EXAMPLES", "300" if IN_CI else "200"))
 
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 SECRET = "permissions-property-secret"

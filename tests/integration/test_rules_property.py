@@ -35,7 +35,7 @@ from metacrm.runtime.rules.operators import BOOLEAN
 from metacrm.runtime.rules.parse import parse
 
 IN_CI = os.environ.get("CI") == "true"
-MAX_EXAMPLES = int(os.environ.get("RULES_PROPERTY_EXAMPLES", "2000" if IN_CI else "300"))
+MAX_EXAMPLES = int(os.environ.get("RULES_PROPERTY_EXAMPLES", "1000" if IN_CI else "300"))
 
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 USER = {"id": "u1", "role": "sales", "org_unit": None}

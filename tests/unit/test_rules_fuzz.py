@@ -28,7 +28,7 @@ from metacrm.runtime.rules.operators import USER_ATTRIBUTES, VALUE_TYPES
 from metacrm.runtime.rules.parse import MAX_LENGTH
 
 # CI runs longer searches; locally the whole file stays within a few seconds per test.
-EXAMPLES = 3000 if os.environ.get("CI") == "true" else 500
+EXAMPLES = 1200 if os.environ.get("CI") == "true" else 500
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
