@@ -27,7 +27,7 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider -n 2
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist worksteal
 
 # The suite without the tests marked `slow` (a clean install of the wheel, fuzzing, property
 # tests): a quick pass while developing; `make test` (and CI) runs everything.
