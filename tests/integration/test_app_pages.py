@@ -131,9 +131,7 @@ def test_signing_out_ends_the_session_and_everywhere_ends_them_all(
     assert tablet.get("/app").status_code == 303
 
 
-def test_a_new_password_or_freezing_ends_the_users_sessions(
-    crm: Api, team: dict[str, str]
-) -> None:
+def test_a_new_password_or_freezing_ends_the_users_sessions(crm: Api, team: dict[str, str]) -> None:
     rep, other = browser(crm, "rep@example.com"), browser(crm, "other@example.com")
     renamed = crm.patch(f"{V1}/users/{team['rep']}", json={"name": "Rep Renamed"})
     assert renamed.status_code == 200
