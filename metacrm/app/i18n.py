@@ -94,13 +94,19 @@ class Locale:
     def babel(self) -> str:
         return LANGUAGES[self.language][1]
 
-    def gettext(self, message: str, **values: Any) -> str:
+    def gettext(self, message: str, /, **values: Any) -> str:
         text = translations(self.language).gettext(message)
         return text % values if values else text
 
-    def ngettext(self, singular: str, plural: str, n: int, **values: Any) -> str:
+    def ngettext(self, singular: str, plural: str, n: int, /, **values: Any) -> str:
         text = translations(self.language).ngettext(singular, plural, n)
         return text % {"num": n, **values}
+
+    def pgettext(self, context: str, message: str, /, **values: Any) -> str:
+        """A message whose English word means different things in different places (“Created”
+        as a column, as a history entry): `context` tells the translations apart."""
+        text = translations(self.language).pgettext(context, message)
+        return text % values if values else text
 
     def label(self, label: Any, fallback: str = "") -> str:
         """A metadata label in this language (then English, then any)."""

@@ -105,11 +105,14 @@ async def sign_in_submit(request: Request) -> Response:
     nonce = request.cookies.get(PRE_COOKIE, "")
     expected = _signin_token(runtime.services.secret, nonce) if nonce else ""
     sent = str(form.get(CSRF_FIELD) or "")
-    if not nonce or not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise Forbidden("the sign-in form has expired; open it again")
     email = str(form.get("email") or "").strip()
     password = str(form.get("password") or "")
     target = local_target(str(form.get("next") or ""))
+    if not nonce or not hmac.compare_digest(sent.encode(), expected.encode()):
+        # A sign-in page too old (or not ours): nothing is checked; the form comes back, fresh.
+        message = locale.gettext("This sign-in form has expired. Sign in again.")
+        values = {"email": email, "error": message, "next": target}
+        return _form(runtime, request, locale, values, status=403)
     address = request.client.host if request.client else None
     services = runtime.services
     try:
@@ -184,7 +187,7 @@ async def switch_language(request: Request) -> Response:
         assert page.form is not None
         language = str(page.form.get("language") or "")
         if language not in LANGUAGES:
-            raise Forbidden("no such language")
+            raise Forbidden(page.locale.gettext("That language is not available."))
         set_preferences(page.conn, page.session.user.id, locale=language)
         chosen["language"] = language
         return Redirect(local_target(str(page.form.get("next") or "")))
