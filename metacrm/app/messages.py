@@ -12,6 +12,7 @@ import re
 
 from babel.lists import format_list
 
+from metacrm.app.fields import field_label
 from metacrm.app.i18n import Locale
 from metacrm.metadata.model import EntityDef
 from metacrm.platform.errors import FieldError, MetacrmError, RuleError
@@ -98,6 +99,16 @@ def error_text(error: FieldError, entity: EntityDef, locale: Locale) -> str:
             return _("Required to enter %(stage)s.", stage=stage)
         return _("Give a reason to enter %(stage)s.", stage=stage)
     return error.message
+
+
+def placed_error_text(error: FieldError, entity: EntityDef, locale: Locale) -> str:
+    """A field error shown away from its field (a list at the top of a page, a kanban card):
+    the field's label first. Gate and transition messages name their stage already."""
+    text = error_text(error, entity, locale)
+    field = entity.field(error.field) if error.field else None
+    if field is None or error.code in ("gate", "transition"):
+        return text
+    return locale.gettext("%(field)s: %(message)s", field=field_label(field, locale), message=text)
 
 
 def problem_heading(status: int, locale: Locale) -> str:

@@ -17,7 +17,7 @@ from metacrm.app.context import Data, Page, Redirect, View, local_target
 from metacrm.app.fields import Shown, editable, field_label, option_label, show
 from metacrm.app.i18n import Locale
 from metacrm.app.logic import holds, rule_values
-from metacrm.app.messages import error_text
+from metacrm.app.messages import placed_error_text
 from metacrm.app.pages.auth import app_runtime
 from metacrm.app.pages.forms import lookup_matches
 from metacrm.app.present import Column, Presenter, columns_for, expansions, title_of
@@ -121,7 +121,7 @@ def record_view(
                 "delete": permissions.may(entity, "delete")
                 and _record_allows(records, entity, "delete", record_id),
             },
-            "errors": [error_text(e, entity, locale) for e in errors or []],
+            "errors": [placed_error_text(e, entity, locale) for e in errors or []],
             "flash": flash or _flash(page),
         },
         status=status,
@@ -576,7 +576,7 @@ def move_stage(page: Page, entity_name: str, record_id: str) -> Redirect | View 
                     page.locale.gettext("Someone else changed this record; look again and retry."),
                 )
             ]
-        messages = [error_text(e, entity, page.locale) for e in problems]
+        messages = [placed_error_text(e, entity, page.locale) for e in problems]
         if page.wants_fragment:
             return Data({"ok": False, "errors": messages}, status=refused.status)
         return record_view(page, entity.name, record_id, errors=problems, status=refused.status)
