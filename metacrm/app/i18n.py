@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date, format_datetime
+from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -116,6 +117,10 @@ class Locale:
             found = label.get(self.language) or label.get(DEFAULT_LANGUAGE)
             return str(found if found else next(iter(label.values())))
         return fallback
+
+    def list_text(self, items: list[str]) -> str:
+        """Several things as a list in a sentence (“A, B, and C”, “A、B和C”)."""
+        return format_list(items, locale=self.babel) if items else ""
 
     def datetime_text(self, value: datetime | None, form: str = "medium") -> str:
         if value is None:
