@@ -158,6 +158,8 @@ def test_pages_in_chinese_show_no_english_ui_text(crm_app: tuple[Api, list[str]]
     # The rule language's own words stay English; where and what was meant are Chinese.
     assert re.search(r"（第 1 行，第 \d+ 列）；您是不是要输入 amount？", broken)
     assert "未找到" in " ".join(shown(api.client.get("/app/nothing-here").text))
+    # Time zones are named where they are, in Chinese (CLDR's names), after their ids.
+    assert "Asia/Shanghai · 中国（上海）时间" in shown(api.client.get("/app/me").text)
 
 
 def test_the_same_pages_in_english_are_caught_by_the_check(

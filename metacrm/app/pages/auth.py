@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
 
+from babel.dates import get_timezone_location
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -200,8 +202,13 @@ async def switch_language(request: Request) -> Response:
     return response
 
 
-def _zones() -> list[str]:
-    return sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+@cache
+def _zones(language: str) -> list[tuple[str, str]]:
+    """Every time zone a person might live in, by id, each named where it is in the language
+    (CLDR's names through Babel: “Asia/Shanghai · China (Shanghai) Time”)."""
+    babel_locale = LANGUAGES[language][1]
+    zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+    return [(z, f"{z} · {get_timezone_location(z, locale=babel_locale)}") for z in zones]
 
 
 async def preferences(request: Request) -> Response:
@@ -239,7 +246,7 @@ def _preferences_view(page: Page, errors: dict[str, str], status: int = 200) -> 
         {
             "title": page.locale.gettext("Preferences"),
             "languages": LANGUAGE_NAMES,
-            "zones": _zones(),
+            "zones": _zones(page.locale.language),
             "current_language": page.session.locale or page.locale.language,
             "current_zone": page.session.time_zone or page.locale.zone.key,
             "errors": errors,
