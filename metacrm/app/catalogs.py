@@ -66,8 +66,7 @@ def _relative(path: Path) -> str:
 
 def sources(app: Path = APP) -> list[Path]:
     """Every file whose messages the catalogs hold: the app's Python and its templates."""
-    python = [p for p in app.rglob("*.py") if p.resolve() != MECHANISM]
-    return sorted(python) + sorted((app / "templates").rglob("*.html"))
+    return sorted(app.rglob("*.py")) + sorted((app / "templates").rglob("*.html"))
 
 
 def collect(app: Path = APP) -> Catalog:
@@ -107,6 +106,8 @@ def dynamic_calls(app: Path = APP) -> list[str]:
     a message, so no catalog holds it and it would always show in English."""
     found = []
     for path in sources(app):
+        if path.resolve() == MECHANISM:
+            continue
         text = path.read_text("utf-8")
         calls = _template_calls(text) if path.suffix == ".html" else _python_calls(text)
         for line, name in sorted(calls):
