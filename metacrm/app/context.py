@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from metacrm.app.i18n import Locale, negotiate, time_zone
+from metacrm.app.messages import problem_heading
 from metacrm.platform.errors import Forbidden, MetacrmError
 from metacrm.platform.sessions import BrowserSession, find_session, touch_session
 from metacrm.runtime.context import RequestContext
@@ -169,7 +170,12 @@ class AppRuntime:
                 if form is not None:
                     sent = str(form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or "")
                     if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
-                        raise Forbidden("the form has expired or did not come from this app")
+                        raise Forbidden(
+                            locale.gettext(
+                                "This form has expired or did not come from this app. "
+                                "Open the page again and retry."
+                            )
+                        )
                 outcome = fn(page)
                 shell = shell_values(page.locale, page)
         except MetacrmError as error:
@@ -186,9 +192,11 @@ class AppRuntime:
     ) -> Response:
         """A refusal as the user sees it: a page in the app's shell (or, for the page's own
         script, the problem as JSON)."""
+        heading = problem_heading(error.status, locale)
         if fragment:
-            return JSONResponse(error.problem(), status_code=error.status, headers=_no_store())
-        view = View("error.html", {"error": error}, status=error.status)
+            body = {**error.problem(), "message": heading}
+            return JSONResponse(body, status_code=error.status, headers=_no_store())
+        view = View("error.html", {"error": error, "heading": heading}, status=error.status)
         return self.render(view, locale, shell_values(locale, page, with_nav=False))
 
     def respond(self, outcome: Outcome, page: Page, shell: dict[str, Any]) -> Response:

@@ -20,15 +20,6 @@ from metacrm.metadata.model import EntityDef, FieldDef
 TEXTUAL = frozenset({"text", "textarea", "phone", "autonumber"})
 # Fields no form offers: the system's own and those computed from others.
 COMPUTED = frozenset({"formula", "autonumber"})
-SYSTEM_LABELS = {
-    "owner": "Owner",
-    "created_at": "Created",
-    "created_by": "Created by",
-    "updated_at": "Last changed",
-    "updated_by": "Changed by",
-    "version": "Version",
-    "id": "ID",
-}
 
 
 @dataclass(frozen=True)
@@ -46,8 +37,24 @@ EMPTY = Shown("", kind="empty")
 
 def field_label(field: FieldDef, locale: Locale) -> str:
     if field.system:
-        return locale.gettext(SYSTEM_LABELS.get(field.name, field.name))
+        return system_label(field.name, locale)
     return locale.label(field.doc.get("label"), field.name.replace("_", " ").capitalize())
+
+
+def system_label(name: str, locale: Locale) -> str:
+    """The label of a field every entity has (the platform's, not the metadata's)."""
+    _ = locale.gettext
+    labels = {
+        "owner": _("Owner"),
+        "created_at": _("Created"),
+        "created_by": _("Created by"),
+        "updated_at": _("Last changed"),
+        "updated_by": _("Changed by"),
+        "version": _("Version"),
+        "id": _("ID"),
+        "deleted_at": _("Deleted"),
+    }
+    return labels.get(name, name)
 
 
 def option_label(field: FieldDef, value: str, locale: Locale) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date, format_datetime
+from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -94,13 +95,19 @@ class Locale:
     def babel(self) -> str:
         return LANGUAGES[self.language][1]
 
-    def gettext(self, message: str, **values: Any) -> str:
+    def gettext(self, message: str, /, **values: Any) -> str:
         text = translations(self.language).gettext(message)
         return text % values if values else text
 
-    def ngettext(self, singular: str, plural: str, n: int, **values: Any) -> str:
+    def ngettext(self, singular: str, plural: str, n: int, /, **values: Any) -> str:
         text = translations(self.language).ngettext(singular, plural, n)
         return text % {"num": n, **values}
+
+    def pgettext(self, context: str, message: str, /, **values: Any) -> str:
+        """A message whose English word means different things in different places (“Created”
+        as a column, as a history entry): `context` tells the translations apart."""
+        text = translations(self.language).pgettext(context, message)
+        return text % values if values else text
 
     def label(self, label: Any, fallback: str = "") -> str:
         """A metadata label in this language (then English, then any)."""
@@ -110,6 +117,10 @@ class Locale:
             found = label.get(self.language) or label.get(DEFAULT_LANGUAGE)
             return str(found if found else next(iter(label.values())))
         return fallback
+
+    def list_text(self, items: list[str]) -> str:
+        """Several things as a list in a sentence (“A, B, and C”, “A、B和C”)."""
+        return format_list(items, locale=self.babel) if items else ""
 
     def datetime_text(self, value: datetime | None, form: str = "medium") -> str:
         if value is None:

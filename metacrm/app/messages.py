@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 
+from babel.lists import format_list
+
+from metacrm.app.fields import field_label
 from metacrm.app.i18n import Locale
 from metacrm.metadata.model import EntityDef
-from metacrm.platform.errors import FieldError
+from metacrm.platform.errors import FieldError, MetacrmError, RuleError
 
 _STAGE_MESSAGES = {
     "gate": re.compile(r"^entering (?P<stage>.+?) needs (?P<what>.+)$"),
@@ -74,6 +77,10 @@ def error_text(error: FieldError, entity: EntityDef, locale: Locale) -> str:
         return _("This field can't be changed now.")
     if code == "hidden":
         return _("This field doesn't apply to this record.")
+    if code == "locked":
+        return _("This record is locked while it awaits approval.")
+    if code in ("stale", "precondition-failed"):
+        return _("Someone else changed this record; look again and retry.")
     if code == "transition":
         found = _TRANSITION.match(error.message)
         if found:
@@ -92,6 +99,56 @@ def error_text(error: FieldError, entity: EntityDef, locale: Locale) -> str:
             return _("Required to enter %(stage)s.", stage=stage)
         return _("Give a reason to enter %(stage)s.", stage=stage)
     return error.message
+
+
+def placed_error_text(error: FieldError, entity: EntityDef, locale: Locale) -> str:
+    """A field error shown away from its field (a list at the top of a page, a kanban card):
+    the field's label first. Gate and transition messages name their stage already."""
+    text = error_text(error, entity, locale)
+    field = entity.field(error.field) if error.field else None
+    if field is None or error.code in ("gate", "transition"):
+        return text
+    return locale.gettext("%(field)s: %(message)s", field=field_label(field, locale), message=text)
+
+
+def problem_heading(status: int, locale: Locale) -> str:
+    """What a refusal with this HTTP status means, as the error page's heading (and the short
+    reason a page's script shows)."""
+    _ = locale.gettext
+    headings = {
+        400: _("That request was not understood"),
+        401: _("Sign in to continue"),
+        403: _("Not allowed"),
+        404: _("Not found"),
+        409: _("That clashes with what is already there"),
+        412: _("Someone else changed this record; look again and retry."),
+        413: _("That is too much to send at once"),
+        422: _("That can't be saved"),
+        423: _("This record is locked while it awaits approval."),
+        429: _("Too many attempts. Try again in a few minutes."),
+        503: _("Not available right now. Try again later."),
+    }
+    return headings.get(status, _("Something went wrong"))
+
+
+def expression_error_text(problem: MetacrmError, locale: Locale) -> str:
+    """A filter's error under the filter box: the rule language's message (its own words), and
+    where it is and what might have been meant in the user's language."""
+    if not isinstance(problem, RuleError):
+        return problem.detail
+    _ = locale.gettext
+    text = problem.message
+    if problem.position is not None:
+        text = _(
+            "%(message)s (line %(line)s, column %(column)s)",
+            message=text,
+            line=problem.position.line,
+            column=problem.position.column,
+        )
+    if problem.suggestions:
+        names = format_list(problem.suggestions, style="or", locale=locale.babel)
+        text = _("%(message)s Did you mean %(names)s?", message=text, names=names)
+    return text
 
 
 def _stage_label(entity: EntityDef, name: str, locale: Locale, *, by_key: bool = False) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
 
+from babel.dates import get_timezone_location
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -105,11 +107,14 @@ async def sign_in_submit(request: Request) -> Response:
     nonce = request.cookies.get(PRE_COOKIE, "")
     expected = _signin_token(runtime.services.secret, nonce) if nonce else ""
     sent = str(form.get(CSRF_FIELD) or "")
-    if not nonce or not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise Forbidden("the sign-in form has expired; open it again")
     email = str(form.get("email") or "").strip()
     password = str(form.get("password") or "")
     target = local_target(str(form.get("next") or ""))
+    if not nonce or not hmac.compare_digest(sent.encode(), expected.encode()):
+        # A sign-in page too old (or not ours): nothing is checked; the form comes back, fresh.
+        message = locale.gettext("This sign-in form has expired. Sign in again.")
+        values = {"email": email, "error": message, "next": target}
+        return _form(runtime, request, locale, values, status=403)
     address = request.client.host if request.client else None
     services = runtime.services
     try:
@@ -184,7 +189,7 @@ async def switch_language(request: Request) -> Response:
         assert page.form is not None
         language = str(page.form.get("language") or "")
         if language not in LANGUAGES:
-            raise Forbidden("no such language")
+            raise Forbidden(page.locale.gettext("That language is not available."))
         set_preferences(page.conn, page.session.user.id, locale=language)
         chosen["language"] = language
         return Redirect(local_target(str(page.form.get("next") or "")))
@@ -197,8 +202,13 @@ async def switch_language(request: Request) -> Response:
     return response
 
 
-def _zones() -> list[str]:
-    return sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+@cache
+def _zones(language: str) -> list[tuple[str, str]]:
+    """Every time zone a person might live in, by id, each named where it is in the language
+    (CLDR's names through Babel: “Asia/Shanghai · China (Shanghai) Time”)."""
+    babel_locale = LANGUAGES[language][1]
+    zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+    return [(z, f"{z} · {get_timezone_location(z, locale=babel_locale)}") for z in zones]
 
 
 async def preferences(request: Request) -> Response:
@@ -236,7 +246,7 @@ def _preferences_view(page: Page, errors: dict[str, str], status: int = 200) -> 
         {
             "title": page.locale.gettext("Preferences"),
             "languages": LANGUAGE_NAMES,
-            "zones": _zones(),
+            "zones": _zones(page.locale.language),
             "current_language": page.session.locale or page.locale.language,
             "current_zone": page.session.time_zone or page.locale.zone.key,
             "errors": errors,

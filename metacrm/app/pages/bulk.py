@@ -42,7 +42,9 @@ def bulk(page: Page, entity_name: str) -> Redirect | Response:
         if not is_valid_id(owner):
             raise Unprocessable(
                 page.locale.gettext("Choose the new owner."),
-                errors=[FieldError("owner", "required", page.locale.gettext("is required"))],
+                errors=[
+                    FieldError("owner", "required", page.locale.gettext("This field is required."))
+                ],
             )
         outcome = records.update_many(entity_name, {i: {"owner": owner} for i in ids})
         return Redirect(_with(back, done=len(outcome.written), what="transferred"))

@@ -18,7 +18,7 @@ from metacrm.app.context import Data, Page, Redirect, View
 from metacrm.app.fields import editable, field_label, input_value, option_label, parse_form
 from metacrm.app.i18n import Locale
 from metacrm.app.logic import holds, rule_values
-from metacrm.app.messages import error_text
+from metacrm.app.messages import error_text, placed_error_text
 from metacrm.app.pages.auth import app_runtime
 from metacrm.app.present import title_of
 from metacrm.metadata.model import EntityDef, FieldDef
@@ -271,22 +271,19 @@ def _form_view(
     version: int | None = None,
 ) -> View:
     locale = page.locale
-    by_field: dict[str, str] = {}
+    first: dict[str, FieldError] = {}
     general = []
     for e in errors:
-        text = error_text(e, entity, locale)
         if e.field and entity.field(e.field) is not None:
-            by_field.setdefault(e.field, text)
+            first.setdefault(e.field, e)
         else:
-            general.append(text)
+            general.append(error_text(e, entity, locale))
+    by_field = {name: error_text(e, entity, locale) for name, e in first.items()}
     action = "update" if record else "create"
     sections = build_sections(page, entity, action, values, by_field, only)
     placed = {i.field.name for s in sections for i in s.inputs}
-    general += [
-        f"{field_label(entity.field_map[name], locale)}: {text}"
-        for name, text in by_field.items()
-        if name not in placed and name in entity.field_map
-    ]
+    # A field the form doesn't show (the caller may not write it): its error goes to the top.
+    general += [placed_error_text(e, entity, locale) for n, e in first.items() if n not in placed]
     title = (
         locale.gettext("Edit %(title)s", title=title_of(entity, record, locale))
         if record

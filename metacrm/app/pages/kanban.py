@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from metacrm.app.context import Page, View
 from metacrm.app.fields import field_label, show
+from metacrm.app.messages import expression_error_text
 from metacrm.app.pages.auth import app_runtime
 from metacrm.app.present import Presenter, title_of
 from metacrm.metadata.model import EntityDef, FieldDef
@@ -42,7 +43,13 @@ def board_view(page: Page, entity_name: str, pipeline_name: str) -> View:
     entity = catalog.entity(entity_name)
     pipeline = catalog.pipelines.get(pipeline_name)
     if pipeline is None or pipeline.entity != entity.name:
-        raise NotFound(f"{entity.name} has no pipeline named {pipeline_name!r}")
+        raise NotFound(
+            page.locale.gettext(
+                "%(entity)s have no board named “%(name)s”.",
+                entity=page.locale.label(entity.plural_label, entity.name),
+                name=pipeline_name,
+            )
+        )
     records = page.records()
     permissions = records.permissions
     permissions.require(entity, "read")
@@ -142,6 +149,7 @@ def board_view(page: Page, entity_name: str, pipeline_name: str) -> View:
             "filter": user_filter,
             "q": q or "",
             "error": error,
+            "error_text": expression_error_text(error, locale) if error else "",
             "may_move": may_move,
             "back": back,
         },

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from metacrm.app.context import Data, Page, Redirect, View
 from metacrm.app.fields import field_label, option_label
+from metacrm.app.messages import expression_error_text
 from metacrm.app.pages.auth import app_runtime
 from metacrm.app.present import Presenter, columns_for, default_columns, expansions
 from metacrm.metadata.model import EntityDef
@@ -188,6 +189,7 @@ def list_view(page: Page, entity_name: str) -> View:
             else None,
             "first_link": _link(listing, cursor=None) if listing.cursor else None,
             "error": error,
+            "error_text": expression_error_text(error, page.locale) if error else "",
             "quick": quick,
             "may": may,
             "boards": [p for p in catalog.pipelines.values() if p.entity == entity.name],
@@ -267,6 +269,7 @@ def check_filter(page: Page, entity_name: str) -> Data:
         return Data(
             {
                 "ok": False,
+                "text": expression_error_text(problem, page.locale),
                 "message": problem.message,
                 "line": position.line if position else None,
                 "column": position.column if position else None,
@@ -274,7 +277,7 @@ def check_filter(page: Page, entity_name: str) -> Data:
             }
         )
     except BadRequest as problem:
-        return Data({"ok": False, "message": problem.detail})
+        return Data({"ok": False, "text": problem.detail, "message": problem.detail})
     return Data({"ok": True})
 
 

@@ -5,6 +5,8 @@ timeline — and the posts made from it (move a stage, run an action, submit, de
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,12 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from metacrm.app.context import Data, Page, Redirect, View, local_target
-from metacrm.app.fields import Shown, editable, field_label, show
+from metacrm.app.fields import Shown, editable, field_label, option_label, show
+from metacrm.app.i18n import Locale
 from metacrm.app.logic import holds, rule_values
-from metacrm.app.messages import error_text
+from metacrm.app.messages import placed_error_text
 from metacrm.app.pages.auth import app_runtime
 from metacrm.app.pages.forms import lookup_matches
 from metacrm.app.present import Column, Presenter, columns_for, expansions, title_of
+from metacrm.metadata.actions import ACTION
 from metacrm.metadata.model import EntityDef, FieldDef
 from metacrm.metadata.pipelines import PipelineDef
 from metacrm.platform.errors import (
@@ -40,6 +44,7 @@ from metacrm.runtime.records import RecordService
 
 RELATED_LIMIT = 10
 HISTORY_LIMIT = 50
+INPUT_KEY = re.compile(r"\binput\.([a-z][a-z0-9_]*)")
 
 
 @dataclass
@@ -116,7 +121,7 @@ def record_view(
                 "delete": permissions.may(entity, "delete")
                 and _record_allows(records, entity, "delete", record_id),
             },
-            "errors": [error_text(e, entity, locale) for e in errors or []],
+            "errors": [placed_error_text(e, entity, locale) for e in errors or []],
             "flash": flash or _flash(page),
         },
         status=status,
@@ -220,33 +225,72 @@ def _actions(
     page: Page, records: RecordService, entity: EntityDef, record_id: str
 ) -> list[dict[str, Any]]:
     locale = page.locale
+    docs = {a.name: a.doc for a in page.ctx.catalog.of_kind_for(ACTION, entity.name)}
     found = []
     for action in list_actions(records, entity.name, record_id):
         schema = action.get("input_schema") or {}
-        inputs = _schema_inputs(schema, locale)
+        filled = filled_fields(entity, docs.get(action["name"], {}))
         found.append(
             {
                 "name": action["name"],
                 "label": locale.label(action.get("label"), action["name"]),
                 "available": action.get("available", False),
-                "reason": locale.label(action.get("reason"), ""),
-                "inputs": inputs,
+                "reason": unavailable_reason(action, locale),
+                "inputs": schema_inputs(schema, entity, filled, locale),
             }
         )
     return found
 
 
-def _schema_inputs(schema: dict[str, Any], locale: Any) -> list[dict[str, Any]]:
-    """Inputs for an action's input schema (its top-level properties)."""
+def unavailable_reason(action: dict[str, Any], locale: Locale) -> str:
+    """Why an action can't run: the metadata's message in the user's language, else the
+    runtime's reason said by its code (the runtime words its own reasons in English only)."""
+    reason = action.get("reason") or {}
+    if not reason or (isinstance(reason, dict) and reason.get(locale.language)):
+        return locale.label(reason, "")
+    _ = locale.gettext
+    by_code = {
+        "permission": _("You don't have the right to do this to this record."),
+        "refused": _("This record can't be changed now."),
+        "hook": _("This server can't run this action."),
+    }
+    return by_code.get(action.get("reason_code") or "", _("Not available for this record now."))
+
+
+def filled_fields(entity: EntityDef, action: Mapping[str, Any]) -> dict[str, FieldDef]:
+    """The field of the record each input of an action fills (its `set_fields` values that read
+    exactly one input key): an input is labelled like the field it fills."""
+    found: dict[str, FieldDef] = {}
+    for step in action.get("steps") or ():
+        if step.get("type") != "set_fields":
+            continue
+        for target, expression in (step.get("values") or {}).items():
+            keys = set(INPUT_KEY.findall(str(expression)))
+            f = entity.field(target)
+            if len(keys) == 1 and f is not None:
+                found.setdefault(keys.pop(), f)
+    return found
+
+
+def schema_inputs(
+    schema: dict[str, Any], entity: EntityDef, filled: Mapping[str, FieldDef], locale: Locale
+) -> list[dict[str, Any]]:
+    """Inputs for an action's input schema (its top-level properties), labelled in the user's
+    language by the fields they fill (an input's schema title is English only)."""
     required = set(schema.get("required") or ())
     inputs = []
     for key, prop in (schema.get("properties") or {}).items():
         if not isinstance(prop, dict):
             continue
+        f = filled.get(key) or entity.field(key)
         kind = "text"
-        options: list[str] = []
+        options: list[tuple[str, str]] = []
         if "enum" in prop:
-            kind, options = "select", [str(v) for v in prop["enum"]]
+            kind = "select"
+            options = [
+                (str(v), option_label(f, str(v), locale) if f is not None else str(v))
+                for v in prop["enum"]
+            ]
         elif prop.get("type") == "integer":
             kind = "integer"
         elif prop.get("type") == "number":
@@ -255,11 +299,17 @@ def _schema_inputs(schema: dict[str, Any], locale: Any) -> list[dict[str, Any]]:
             kind = "checkbox"
         elif prop.get("type") == "string" and (prop.get("maxLength") or 0) > 200:
             kind = "textarea"
-        title = prop.get("title") or key.replace("_", " ").capitalize()
+        title = prop.get("title")
+        if f is not None:
+            label = field_label(f, locale)
+        elif isinstance(title, str) and title:
+            label = title
+        else:
+            label = key.replace("_", " ").capitalize()
         inputs.append(
             {
                 "key": key,
-                "label": locale.gettext(title) if isinstance(title, str) else key,
+                "label": label,
                 "kind": kind,
                 "options": options,
                 "required": key in required,
@@ -279,18 +329,27 @@ def _approvals(
         {t["approver"] for a in found for t in a["tasks"]} | {a["submitted_by"] for a in found},
     )
     me = page.ctx.user.id
+    locale = page.locale
     items = []
     for a in found:
         mine = next(
             (t for t in a["tasks"] if t["approver"] == me and t["status"] == "pending"), None
         )
+        steps = _step_labels(page, a["process"], locale)
         items.append(
             {
                 **a,
-                "label": page.locale.label(a.get("process_label"), a["process"]),
+                "label": locale.label(a.get("process_label"), a["process"]),
+                "status_label": status_label(a["status"], locale),
                 "mine": mine,
                 "tasks": [
-                    {**t, "approver_name": people.get(t["approver"] or "", "")} for t in a["tasks"]
+                    {
+                        **t,
+                        "approver_name": people.get(t["approver"] or "", ""),
+                        "step_label": steps.get(t.get("step_name") or "", t.get("step_name")),
+                        "status_label": status_label(t["status"], locale),
+                    }
+                    for t in a["tasks"]
                 ],
                 "submitter": people.get(a["submitted_by"], ""),
             }
@@ -302,6 +361,38 @@ def _approvals(
     ]
     pending = any(a["status"] == "pending" for a in found)
     return {"found": items, "processes": [] if pending else processes}
+
+
+def status_label(status: str, locale: Locale) -> str:
+    """An approval's (or an approver's task's) status in the user's language."""
+    _ = locale.gettext
+    labels = {
+        "pending": _("Pending"),
+        "approved": _("Approved"),
+        "rejected": _("Rejected"),
+        "recalled": _("Recalled"),
+        "reassigned": _("Reassigned"),
+        "cancelled": _("Cancelled"),
+    }
+    return labels.get(status, status)
+
+
+def _step_labels(page: Page, process_name: str, locale: Locale) -> dict[str, str]:
+    """The labels of an approval process's steps, by step name."""
+    process = page.ctx.catalog.approval_processes.get(process_name)
+    steps = process.doc.get("steps", ()) if process is not None else ()
+    return {s["name"]: locale.label(s.get("label"), s["name"]) for s in steps if "name" in s}
+
+
+def change_label(action: str, locale: Locale) -> str:
+    """What a history entry did to the record, in the user's language."""
+    labels = {
+        "create": locale.pgettext("history", "Created"),
+        "update": locale.pgettext("history", "Changed"),
+        "delete": locale.pgettext("history", "Deleted"),
+        "restore": locale.pgettext("history", "Restored"),
+    }
+    return labels.get(action, action)
 
 
 def _related(
@@ -397,6 +488,7 @@ def _history(
         found.append(
             {
                 "action": entry["action"],
+                "action_label": change_label(entry["action"], locale),
                 "when": locale.datetime_text(_moment(entry["changed_at"]), "medium"),
                 "iso": entry["changed_at"],
                 "by": people.get(entry.get("changed_by") or "", locale.gettext("the system")),
@@ -484,7 +576,7 @@ def move_stage(page: Page, entity_name: str, record_id: str) -> Redirect | View 
                     page.locale.gettext("Someone else changed this record; look again and retry."),
                 )
             ]
-        messages = [error_text(e, entity, page.locale) for e in problems]
+        messages = [placed_error_text(e, entity, page.locale) for e in problems]
         if page.wants_fragment:
             return Data({"ok": False, "errors": messages}, status=refused.status)
         return record_view(page, entity.name, record_id, errors=problems, status=refused.status)

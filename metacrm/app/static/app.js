@@ -58,10 +58,9 @@
         input.classList.remove("invalid");
         input.removeAttribute("aria-invalid");
       } else {
-        let text = answer.message || "";
-        if (answer.line) text += " (" + answer.line + ":" + answer.column + ")";
-        if (answer.suggestions && answer.suggestions.length) text += " → " + answer.suggestions.join(", ");
-        out.textContent = text;
+        // The server words the whole message (position and suggestions too) in the user's
+        // language: this file holds no text of its own.
+        out.textContent = answer.text || answer.message || "";
         input.classList.add("invalid");
         input.setAttribute("aria-invalid", "true");
       }
@@ -247,10 +246,11 @@
         card.classList.remove("refused");
         void card.offsetWidth;
         card.classList.add("refused");
-        const body = answer.body || {};
-        const reasons = body.errors && body.errors.length
-          ? body.errors.map((e) => (typeof e === "string" ? e : e.message))
-          : [body.detail || String(answer.status)];
+        // The reasons come translated from the server (a refused move lists them; any other
+        // refusal says what it means); the board's own data attribute covers the rest.
+        const body = answer.body && typeof answer.body === "object" ? answer.body : {};
+        const said = Array.isArray(body.errors) && body.errors.length && body.errors.every((e) => typeof e === "string");
+        const reasons = said ? body.errors : [body.message || board.dataset.refused];
         errors.textContent = reasons.join(" · ");
       }
     });
